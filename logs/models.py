@@ -1,0 +1,90 @@
+"""The log table: one append-only row per thing that happened.
+
+One LLM call is one row (type 2 when it succeeded, type 4 when it failed);
+top-ups, management actions and system events are rows of their own types.
+The type numbers are the gateway log document's.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from logs.querysets import LogQuerySet
+from usage.models import COST_DIGITS
+
+
+class Log(models.Model):
+    class Type(models.IntegerChoices):
+        TOPUP = 1, "topup"
+        CONSUME = 2, "consume"
+        MANAGE = 3, "manage"
+        ERROR = 4, "error"
+        SYSTEM = 5, "system"
+
+    class Level(models.TextChoices):
+        DEBUG = "debug"
+        INFO = "info"
+        WARN = "warn"
+        ERROR = "error"
+
+    # --- the gateway log document's fields ---
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    type = models.PositiveSmallIntegerField(choices=Type.choices)
+    content = models.TextField(blank=True)
+    token = models.ForeignKey(
+        "usage.RelayKey", null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+    )
+    token_name = models.CharField(max_length=100, blank=True)
+    model_name = models.CharField(max_length=128, blank=True)
+    quota = models.BigIntegerField(default=0)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    use_time = models.PositiveIntegerField(default=0, help_text="Seconds, as the gateway counts it.")
+    is_stream = models.BooleanField(default=False)
+    channel = models.ForeignKey(
+        "usage.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+    )
+    group = models.CharField(max_length=64, blank=True)
+    ip = models.GenericIPAddressField(null=True, blank=True)
+    other = models.JSONField(default=dict, blank=True)
+
+    # --- what the bot dialects need besides ---
+    module = models.CharField(max_length=64, blank=True)
+    request_type = models.CharField(max_length=128, blank=True)
+    cost = models.DecimalField(**COST_DIGITS, default=Decimal(0))
+    latency_ms = models.PositiveIntegerField(null=True, blank=True)
+    success = models.BooleanField(default=True)
+    level = models.CharField(max_length=5, choices=Level.choices, default=Level.INFO)
+    chat_id = models.CharField(max_length=128, blank=True)
+    request_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+
+    objects = LogQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # /api/log/ page ordering (created_at desc, id desc) and purge by age.
+            models.Index(fields=["created_at", "id"], name="log_time_idx"),
+            # /api/log/self, /api/log/self/stat: one account's rows over a window.
+            models.Index(fields=["user", "created_at"], name="log_user_time_idx"),
+            # /api/log/token: one relay key's rows, newest first.
+            models.Index(fields=["token", "created_at"], name="log_token_time_idx"),
+            # /api/log/?model_name=: one model over a window.
+            models.Index(fields=["model_name", "created_at"], name="log_model_time_idx"),
+            # /api/log/?type=, /api/logs (system/error logs), rpm/tpm on consume rows.
+            models.Index(fields=["type", "created_at"], name="log_type_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_type_display()} #{self.pk} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def total_tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens

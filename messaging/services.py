@@ -1,0 +1,80 @@
+"""Write paths of messaging: chats, participants and messages from ingest."""
+
+from __future__ import annotations
+
+from messaging.models import Chat, Message, Participant
+from statsite.ingest import chunked, first_of_each
+from usage.services import after_commit
+
+
+def _resolve(model, key_field: str, wanted: dict[str, dict]) -> dict[str, object]:
+    """Rows of MODEL by KEY_FIELD, creating missing ones from WANTED's attributes;
+    attributes that changed are updated after the commit (newest ingest wins)."""
+    found: dict[str, object] = {}
+    keys = sorted(wanted)
+    for part in chunked(keys):
+        found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
+    missing = [k for k in keys if k not in found]
+    if missing:
+        model.objects.bulk_create([model(**{key_field: k, **wanted[k]}) for k in missing])
+        for part in chunked(missing):
+            found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
+    for key, attrs in wanted.items():
+        obj = found[key]
+        changed = {name: value for name, value in attrs.items() if value and getattr(obj, name) != value}
+        if changed:
+            after_commit(
+                f"{model.__name__} {key}",
+                lambda k=key, c=changed: model.objects.filter(**{key_field: k}).update(**c),
+            )
+    return found
+
+
+def record_messages(records: list[dict]) -> int:
+    """Store messages not stored before (by chat + message_id). Returns how many were created.
+    Runs inside the caller's transaction."""
+    chats_wanted: dict[str, dict] = {}
+    people_wanted: dict[str, dict] = {}
+    for r in records:
+        attrs = chats_wanted.setdefault(r["chat_id"], {})
+        # The last record of the batch that names the chat wins.
+        if r.get("chat_name"):
+            attrs["name"] = r["chat_name"]
+        if r.get("chat_type"):
+            attrs["kind"] = r["chat_type"]
+        if r.get("user_id"):
+            person = people_wanted.setdefault(r["user_id"], {})
+            if r.get("nickname"):
+                person["nickname"] = r["nickname"]
+    chats = _resolve(Chat, "chat_id", chats_wanted)
+
+    keyed = {(chats[r["chat_id"]].pk, r["message_id"]) for r in records if r.get("message_id")}
+    stored: set[tuple[int, str]] = set()
+    if keyed:
+        # A superset by chat and by id, narrowed to the exact pairs here.
+        candidates = Message.objects.filter(
+            chat_id__in={c for c, _ in keyed}, message_id__in={m for _, m in keyed}
+        ).values_list("chat_id", "message_id")
+        stored = set(candidates) & keyed
+    fresh = first_of_each(
+        records,
+        lambda r: (chats[r["chat_id"]].pk, r["message_id"]) if r.get("message_id") else None,
+        stored,
+    )
+    if not fresh:
+        return 0
+    people = _resolve(Participant, "user_id", people_wanted)
+    rows = [
+        Message(
+            message_id=r.get("message_id") or None,
+            chat=chats[r["chat_id"]],
+            sender=people.get(r.get("user_id") or ""),
+            sent_by_bot=r.get("sent_by_bot", False),
+            created_at=r["created_at"],
+            text_length=len(r.get("text", "")),
+            text=r.get("text", ""),
+        )
+        for r in fresh
+    ]
+    Message.objects.bulk_create(rows)
+    return len(rows)

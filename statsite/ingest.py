@@ -1,0 +1,290 @@
+"""The write side's shared machinery: record fields, batch validation, retries.
+
+Every ingest endpoint takes one JSON object or an array of up to
+INGEST_MAX_RECORDS objects, validates all of them before storing any, stores
+them in one transaction (all or nothing), and answers
+`201 {"received", "created", "duplicates"}`. A record whose idempotency key
+was stored before, or appears earlier in the same batch, is a duplicate:
+clients may resend a whole batch safely.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_HALF_UP
+from typing import Any, TypeVar
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.views import APIView
+
+from statsite import dialects
+from statsite.permissions import IsAdminOrService
+
+T = TypeVar("T")
+
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
+MAX_FUTURE = timedelta(days=1)
+MAX_JSON_BYTES = 64 * 1024
+MAX_JSON_DEPTH = 20
+INT32_MAX = 2_147_483_647
+INT64_MAX = 9_223_372_036_854_775_807
+COST_MAX = 10**12 - 1
+
+# How many times a batch is retried when a concurrent request stored the same
+# idempotency key (or created the same account) between our check and insert.
+CONFLICT_RETRIES = 3
+
+
+def chunked(items: list[T], size: int = 500) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# --- record fields ------------------------------------------------------------
+
+
+def _check_text(value: str) -> str:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise serializers.ValidationError("Text is not valid Unicode (lone surrogate).") from exc
+    return value
+
+
+class TextField(serializers.CharField):
+    """A CharField that refuses what databases refuse: NUL characters and lone surrogates."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not isinstance(data, (str, int, float)):
+            raise serializers.ValidationError("Expected a string.")
+        return _check_text(super().to_internal_value(data))
+
+
+def _json_depth(value: Any, limit: int) -> int:
+    depth, stack = 0, [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        depth = max(depth, level)
+        if depth > limit:
+            return depth
+        if isinstance(item, dict):
+            stack.extend((v, level + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, level + 1) for v in item)
+    return depth
+
+
+class BoundedJSONField(serializers.JSONField):
+    """Free-form JSON, bounded in size and depth, storable in jsonb (no NUL)."""
+
+    def __init__(self, *args, object_only: bool = False, **kwargs):
+        self.object_only = object_only
+        super().__init__(*args, **kwargs)
+
+    def to_internal_value(self, data):
+        data = super().to_internal_value(data)
+        if self.object_only and not isinstance(data, dict):
+            raise serializers.ValidationError("Expected a JSON object.")
+        try:
+            encoded = json.dumps(data, ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (ValueError, UnicodeEncodeError) as exc:
+            raise serializers.ValidationError("Not storable JSON (NaN, Infinity or invalid Unicode).") from exc
+        if len(encoded) > MAX_JSON_BYTES:
+            raise serializers.ValidationError(f"At most {MAX_JSON_BYTES} bytes of JSON.")
+        if b"\\u0000" in encoded or b"\x00" in encoded:
+            raise serializers.ValidationError("NUL characters are not allowed.")
+        if _json_depth(data, MAX_JSON_DEPTH) > MAX_JSON_DEPTH:
+            raise serializers.ValidationError(f"Nested deeper than {MAX_JSON_DEPTH} levels.")
+        return data
+
+
+@extend_schema_field(OpenApiTypes.DATETIME)
+class TimestampField(serializers.Field):
+    """ISO 8601 (a naive time is taken in TIME_ZONE) or unix seconds; sane range only."""
+
+    default_error_messages = {
+        "invalid": "Expected an ISO 8601 date-time or unix seconds.",
+        "too_early": "Must not be before 2000-01-01.",
+        "too_late": "Must not be more than a day in the future.",
+    }
+
+    def to_internal_value(self, data) -> datetime:
+        if isinstance(data, bool):
+            self.fail("invalid")
+        if isinstance(data, (int, float)):
+            if not math.isfinite(data) or not (0 <= data < 32503680000):  # before year 3000
+                self.fail("too_early" if math.isfinite(data) and data < 0 else "invalid")
+            value = datetime.fromtimestamp(data, tz=UTC)
+        elif isinstance(data, str):
+            text = data.strip()
+            try:
+                value = datetime.fromtimestamp(float(text), tz=UTC) if _looks_numeric(text) else parse_datetime(text)
+            except (ValueError, OverflowError, OSError):
+                value = None
+            if value is None:
+                self.fail("invalid")
+            if timezone.is_naive(value):
+                value = timezone.make_aware(value)
+        else:
+            self.fail("invalid")
+        if value < EARLIEST:
+            self.fail("too_early")
+        if value > timezone.now() + MAX_FUTURE:
+            self.fail("too_late")
+        return value
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+def _looks_numeric(text: str) -> bool:
+    return bool(text) and text.replace(".", "", 1).isdigit()
+
+
+def count_field(**kwargs) -> serializers.IntegerField:
+    return serializers.IntegerField(min_value=0, max_value=INT32_MAX, **kwargs)
+
+
+def cost_field(**kwargs) -> serializers.DecimalField:
+    # More than 8 decimals are rounded rather than refused: prices are often tiny.
+    return serializers.DecimalField(
+        max_digits=20, decimal_places=8, min_value=0, max_value=COST_MAX, rounding=ROUND_HALF_UP, **kwargs
+    )
+
+
+def username_field(**kwargs) -> TextField:
+    return TextField(max_length=150, validators=[UnicodeUsernameValidator()], **kwargs)
+
+
+class RecordSerializer(serializers.Serializer):
+    """Base of every ingest record: unknown fields are refused, not silently dropped."""
+
+    def to_internal_value(self, data):
+        if isinstance(data, dict):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError({name: ["Unknown field."] for name in unknown[:20]})
+        return super().to_internal_value(data)
+
+
+# --- storing --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    received: int
+    created: int
+    duplicates: int
+
+    def as_dict(self) -> dict[str, int]:
+        return {"received": self.received, "created": self.created, "duplicates": self.duplicates}
+
+
+def store_batch(store: Callable[[list[dict]], int], records: list[dict]) -> IngestResult:
+    """Run STORE (which returns how many it created) in one transaction, retrying
+    when a concurrent writer won a race for a unique key."""
+    for attempt in range(CONFLICT_RETRIES + 1):
+        try:
+            with transaction.atomic():
+                created = store(records)
+            return IngestResult(received=len(records), created=created, duplicates=len(records) - created)
+        except IntegrityError:
+            if attempt == CONFLICT_RETRIES:
+                raise
+    raise AssertionError("unreachable")
+
+
+def first_of_each(records: Iterable[dict], key: Callable[[dict], Any], stored: set) -> list[dict]:
+    """The records whose key is new: neither in STORED nor seen earlier in the batch.
+    Records whose key is None have no idempotency key and are always new."""
+    seen = set(stored)
+    fresh = []
+    for record in records:
+        k = key(record)
+        if k is None:
+            fresh.append(record)
+        elif k not in seen:
+            seen.add(k)
+            fresh.append(record)
+    return fresh
+
+
+def resolve_accounts(usernames: Iterable[str]) -> dict[str, Any]:
+    """Accounts by username, creating the unknown ones with no usable password."""
+    User = get_user_model()
+    names = {n for n in usernames if n}
+    if not names:
+        return {}
+    found: dict[str, Any] = {}
+    for part in chunked(sorted(names)):
+        found.update({u.username: u for u in User.objects.filter(username__in=part)})
+    missing = sorted(names - found.keys())
+    if missing:
+        User.objects.bulk_create([User(username=n, password=make_password(None)) for n in missing])
+        for part in chunked(missing):
+            found.update({u.username: u for u in User.objects.filter(username__in=part)})
+    return found
+
+
+# --- the endpoint -----------------------------------------------------------------
+
+
+class BatchIngestView(APIView):
+    """POST one record or an array of records; all stored or none."""
+
+    permission_classes = [IsAdminOrService]
+    dialect = dialects.BARE
+    record_serializer_class: type[serializers.Serializer]
+
+    def store(self, records: list[dict]) -> int:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def post(self, request, *args, **kwargs):
+        payload = request.data
+        if isinstance(payload, dict):
+            items = [payload]
+        elif isinstance(payload, list):
+            items = payload
+        else:
+            return self.dialect.error("Expected a JSON object or an array of objects.", status.HTTP_400_BAD_REQUEST)
+        limit = settings.INGEST_MAX_RECORDS
+        if not items:
+            return self.dialect.error("The array is empty: nothing to record.", status.HTTP_400_BAD_REQUEST)
+        if len(items) > limit:
+            return self.dialect.error(
+                f"At most {limit} records per request; got {len(items)}.", status.HTTP_400_BAD_REQUEST
+            )
+
+        valid: list[dict] = []
+        errors: list[dict] = []
+        for index, item in enumerate(items):
+            if not isinstance(item, dict):
+                errors.append({"index": index, "errors": {"non_field_errors": ["Expected a JSON object."]}})
+                continue
+            serializer = self.record_serializer_class(data=item)
+            if serializer.is_valid():
+                valid.append(serializer.validated_data)
+            else:
+                errors.append({"index": index, "errors": serializer.errors})
+        if errors:
+            body = {
+                "detail": f"{len(errors)} of {len(items)} records are invalid; nothing was stored.",
+                "errors": errors,
+            }
+            return self.dialect.ok(body, status.HTTP_400_BAD_REQUEST)
+
+        result = store_batch(self.store, valid)
+        return self.dialect.ok(result.as_dict(), status.HTTP_201_CREATED)

@@ -1,0 +1,96 @@
+"""Credentials that resolve to an account (personal access tokens) or to the
+installation as a whole (service keys). Only digests are stored."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from statsite import credentials
+
+# last_used_at is refreshed at most this often, so authentication does not
+# turn every read into a write.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+class CredentialQuerySet(models.QuerySet):
+    def active(self):
+        return self.filter(revoked_at__isnull=True)
+
+
+class Credential(models.Model):
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=16, db_index=True, help_text="Visible start of the key, to tell keys apart.")
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CredentialQuerySet.as_manager()
+
+    key_prefix = ""  # set by subclasses
+
+    class Meta:
+        abstract = True
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def revoke(self) -> None:
+        if self.revoked_at is None:
+            self.revoked_at = timezone.now()
+            self.save(update_fields=["revoked_at"])
+
+    def touch(self) -> None:
+        now = timezone.now()
+        if self.last_used_at is None or now - self.last_used_at > LAST_USED_RESOLUTION:
+            type(self).objects.filter(pk=self.pk).update(last_used_at=now)
+            self.last_used_at = now
+
+    def set_new_secret(self) -> str:
+        """Give this credential a fresh secret and return it: the only time it is seen."""
+        raw = credentials.new_secret(self.key_prefix)
+        self.prefix = credentials.lookup_prefix(raw, self.key_prefix)
+        self.key_hash = credentials.digest(raw)
+        return raw
+
+    @classmethod
+    def find(cls, raw: str):
+        """The active credential whose secret is RAW, or None."""
+        if not raw.startswith(cls.key_prefix):
+            return None
+        prefix = credentials.lookup_prefix(raw, cls.key_prefix)
+        for candidate in cls.objects.active().filter(prefix=prefix).select_related(*cls.find_related):
+            if credentials.same_digest(raw, candidate.key_hash):
+                return candidate
+        return None
+
+    find_related: tuple[str, ...] = ()
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class AccessToken(Credential):
+    """A personal access token: `Authorization: Bearer sst_…` acts as its account."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="access_tokens")
+
+    key_prefix = credentials.TOKEN_PREFIX
+    find_related = ("user",)
+
+    class Meta:
+        verbose_name = "personal access token"
+
+
+class ServiceKey(Credential):
+    """A service API key: `X-API-Key` or Bearer; acts for the whole installation."""
+
+    key_prefix = credentials.SERVICE_KEY_PREFIX
+
+    class Meta:
+        verbose_name = "service API key"

@@ -1,0 +1,86 @@
+"""Shared fixtures: clients and every kind of caller."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from rest_framework.test import APIClient
+
+from statsite.models import AccessToken, ServiceKey
+
+
+@pytest.fixture
+def api() -> APIClient:
+    return APIClient()
+
+
+def issue_token(user, name: str = "test") -> str:
+    token = AccessToken(user=user, name=name)
+    raw = token.set_new_secret()
+    token.save()
+    return raw
+
+
+def create_service_key(name: str = "test") -> str:
+    key = ServiceKey(name=name)
+    raw = key.set_new_secret()
+    key.save()
+    return raw
+
+
+@pytest.fixture
+def make_user(db):
+    def make(username: str, *, staff: bool = False):
+        return get_user_model().objects.create_user(username=username, password=None, is_staff=staff)
+
+    return make
+
+
+@pytest.fixture
+def user_a(make_user):
+    return make_user("alice")
+
+
+@pytest.fixture
+def user_b(make_user):
+    return make_user("bob")
+
+
+@pytest.fixture
+def admin(make_user):
+    return make_user("root", staff=True)
+
+
+@pytest.fixture
+def service_key(db) -> str:
+    return create_service_key()
+
+
+@pytest.fixture
+def service_headers(service_key) -> dict[str, str]:
+    return {"HTTP_X_API_KEY": service_key}
+
+
+@pytest.fixture
+def admin_headers(admin) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {issue_token(admin)}"}
+
+
+@pytest.fixture
+def user_a_headers(user_a) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {issue_token(user_a)}"}
+
+
+@pytest.fixture
+def user_b_headers(user_b) -> dict[str, str]:
+    return {"HTTP_AUTHORIZATION": f"Bearer {issue_token(user_b)}"}
+
+
+@pytest.fixture
+def post_json(api):
+    """POST a JSON body (any value, even a list) and return the response."""
+
+    def post(path: str, body, **headers):
+        return api.post(path, data=body, format="json", **headers)
+
+    return post

@@ -1,0 +1,127 @@
+"""Dimensions (relay keys, channels, model prices) and tool-call facts.
+
+The hourly rollups of LLM and tool calls also live in this app.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from usage.querysets import ToolCallQuerySet
+
+COST_DIGITS = {"max_digits": 20, "decimal_places": 8}
+
+
+class RelayKey(models.Model):
+    """An LLM API key whose usage is logged (`sk-…`). Only its digest is stored."""
+
+    class Status(models.IntegerChoices):
+        ENABLED = 1, "enabled"
+        DISABLED = 2, "disabled"
+
+    name = models.CharField(max_length=100, blank=True)
+    key_hash = models.CharField(
+        max_length=64, unique=True, null=True, blank=True, editable=False,
+        help_text="SHA-256 of the key; empty for a key known only by name.",
+    )
+    prefix = models.CharField(max_length=16, blank=True, editable=False, help_text="Visible hint, e.g. sk-ab12…wxyz.")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="relay_keys"
+    )
+    status = models.PositiveSmallIntegerField(choices=Status.choices, default=Status.ENABLED)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        constraints = [
+            # A key known only by name is one key per owner and name, even under concurrent ingest.
+            models.UniqueConstraint(
+                fields=["owner", "name"], condition=models.Q(key_hash__isnull=True), name="relaykey_named_unique"
+            ),
+        ]
+        indexes = [
+            # ingest: a key named (not given raw) is found by its owner and name.
+            models.Index(fields=["owner", "name"], name="relaykey_owner_name_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name or 'key'} ({self.prefix})" if self.prefix else (self.name or f"key {self.pk}")
+
+
+class Channel(models.Model):
+    """An upstream the gateway routes calls to. Its id is the gateway's own channel id."""
+
+    class Status(models.IntegerChoices):
+        ENABLED = 1, "enabled"
+        DISABLED = 2, "disabled"
+
+    id = models.PositiveIntegerField(primary_key=True)
+    name = models.CharField(max_length=100, db_index=True)
+    status = models.PositiveSmallIntegerField(choices=Status.choices, default=Status.ENABLED)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.id})"
+
+
+class ModelPrice(models.Model):
+    """Admin-editable price of a model, used when a recorded call carries no cost."""
+
+    model_name = models.CharField(max_length=128, unique=True)
+    input_per_million = models.DecimalField(**COST_DIGITS, default=Decimal(0), help_text="Price of 1M prompt tokens.")
+    output_per_million = models.DecimalField(
+        **COST_DIGITS, default=Decimal(0), help_text="Price of 1M completion tokens."
+    )
+    currency = models.CharField(max_length=3, default="USD")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["model_name"]
+
+    def __str__(self) -> str:
+        return self.model_name
+
+    def cost_of(self, prompt_tokens: int, completion_tokens: int) -> Decimal:
+        total = self.input_per_million * prompt_tokens + self.output_per_million * completion_tokens
+        return (total / Decimal(1_000_000)).quantize(Decimal("0.00000001"))
+
+
+class ToolCall(models.Model):
+    """One tool execution (append-only fact)."""
+
+    tool_id = models.CharField(max_length=128)
+    tool_name = models.CharField(max_length=200, blank=True)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="tool_calls"
+    )
+    username = models.CharField(max_length=150, blank=True)
+    chat_id = models.CharField(max_length=128, blank=True)
+    args = models.JSONField(default=dict, blank=True)
+    result = models.JSONField(null=True, blank=True)
+    success = models.BooleanField(default=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    cost = models.DecimalField(**COST_DIGITS, default=Decimal(0))
+    created_at = models.DateTimeField(default=timezone.now)
+    request_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+
+    objects = ToolCallQuerySet.as_manager()
+
+    class Meta:
+        indexes = [
+            # /api/logs/tools newest first, and purge by age.
+            models.Index(fields=["created_at", "id"], name="toolcall_time_idx"),
+            # /agent/stats and per-user tool logs: one account over a window.
+            models.Index(fields=["user", "created_at"], name="toolcall_user_time_idx"),
+            # /api/logs/tools?toolName= and per-tool metering.
+            models.Index(fields=["tool_name", "created_at"], name="toolcall_tool_time_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.tool_id} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
