@@ -2,8 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
+from django.db import transaction
+from django.db.models import Subquery
+
 from logs.models import Log
-from statsite.ingest import chunked, first_of_each, resolve_accounts
+from messaging.models import Message
+from statsite.ingest import chunked, first_of_each, in_key_order, resolve_accounts
+from usage import rollups
+from usage.models import RawDataHorizon, ToolCall
 from usage.services import mark_keys_used, price_call, prices_for, resolve_channels, resolve_relay_keys
 
 
@@ -17,6 +26,13 @@ def _stored_request_ids(records: list[dict]) -> set[str]:
 
 def _fresh(records: list[dict]) -> list[dict]:
     return first_of_each(records, lambda r: r.get("request_id") or None, _stored_request_ids(records))
+
+
+def module_of(record: dict) -> str:
+    """The module a call is counted under: as sent, else its request type up to the
+    first dot (`chat.reply` -> `chat`). Stored on the row, so raw rows and rollups agree."""
+    derived = record.get("request_type", "").split(".", 1)[0]
+    return record.get("module") or derived[: Log._meta.get_field("module").max_length]
 
 
 def record_llm_calls(records: list[dict]) -> int:
@@ -63,16 +79,17 @@ def record_llm_calls(records: list[dict]) -> int:
                 is_stream=record.get("is_stream", False),
                 channel=channel,
                 group=record.get("group", ""),
-                ip=record.get("ip"),
+                ip=record.get("ip") or None,
                 other=other,
-                module=record.get("module", ""),
+                module=module_of(record),
                 request_type=record.get("request_type", ""),
                 chat_id=record.get("chat_id", ""),
                 request_id=record.get("request_id") or None,
             )
         )
-    Log.objects.bulk_create(rows)
-    mark_keys_used(keys, max(r.created_at for r in rows))
+    Log.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
+    rollups.apply("llm", rows)
+    mark_keys_used(zip(keys, (row.created_at for row in rows)))
     return len(rows)
 
 
@@ -100,6 +117,68 @@ def record_logs(records: list[dict]) -> int:
         )
         for r in fresh
     ]
-    Log.objects.bulk_create(rows)
+    Log.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
+    # An error log that names a model is a failed LLM call, and counts as one.
+    rollups.apply("llm", rows)
     return len(rows)
 
+
+
+# --- purge ------------------------------------------------------------------------
+
+PURGE_KINDS = ("logs", "tool-calls", "messages")
+
+
+def purgeable(kind: str, *, before: datetime, log_type: int | None = None):
+    """The rows of KIND created before BEFORE (and of LOG_TYPE, for logs)."""
+    if kind == "logs":
+        qs = Log.objects.before(before)
+        return qs.of_type(log_type) if log_type else qs
+    if log_type:
+        raise ValueError("a log type only applies to logs")
+    if kind == "tool-calls":
+        return ToolCall.objects.before(before)
+    if kind == "messages":
+        return Message.objects.before(before)
+    raise ValueError(f"unknown kind {kind!r}; expected one of {', '.join(PURGE_KINDS)}")
+
+
+def purge(
+    kind: str,
+    *,
+    before: datetime,
+    log_type: int | None = None,
+    batch_size: int = 5000,
+    progress: Callable[[int], None] | None = None,
+) -> int:
+    """Delete the rows of KIND created before BEFORE, oldest first, BATCH_SIZE at a
+    time, each batch in its own short transaction so ingest and reads go on
+    meanwhile. Rows newer than the cutoff are never touched. Rollups are not
+    touched either: totals stay answerable after the raw rows are gone.
+    Returns how many rows were deleted; PROGRESS gets each batch's count."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    rows = purgeable(kind, before=before, log_type=log_type)
+    model = rows.model
+    if not rows.exists():
+        return 0
+    # Before the first delete, so an interrupted purge still leaves the mark.
+    _move_horizon(kind, before)
+    deleted = 0
+    while True:
+        batch = rows.order_by("created_at", "id").values("pk")[:batch_size]
+        with transaction.atomic():
+            count, _ = model.objects.filter(pk__in=Subquery(batch)).delete()
+        if not count:
+            return deleted
+        deleted += count
+        if progress is not None:
+            progress(count)
+
+
+def _move_horizon(kind: str, before: datetime) -> None:
+    """Record that raw rows of KIND before BEFORE may be gone: rollup buckets up to
+    there are history, which `rollups rebuild` and `check` then leave alone."""
+    mark, created = RawDataHorizon.objects.get_or_create(kind=kind, defaults={"purged_before": before})
+    if not created and mark.purged_before < before:
+        RawDataHorizon.objects.filter(pk=mark.pk, purged_before__lt=before).update(purged_before=before)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from django.db import IntegrityError
+
 from messaging.models import Chat, Message, Participant
-from statsite.ingest import chunked, first_of_each
+from statsite.ingest import chunked, first_of_each, in_key_order
 from usage.services import after_commit
 
 
@@ -16,9 +18,15 @@ def _resolve(model, key_field: str, wanted: dict[str, dict]) -> dict[str, object
         found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
     missing = [k for k in keys if k not in found]
     if missing:
-        model.objects.bulk_create([model(**{key_field: k, **wanted[k]}) for k in missing])
+        # In key order, conflicts ignored: a row that a concurrent batch creates
+        # meanwhile is waited for and then found, rather than failing this batch.
+        model.objects.bulk_create([model(**{key_field: k, **wanted[k]}) for k in missing], ignore_conflicts=True)
         for part in chunked(missing):
             found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
+        if len(found) < len(keys):
+            # Not expected (an insert that meets a concurrent one waits for its outcome),
+            # but a missing row must rerun the batch, not fail it with a KeyError.
+            raise IntegrityError(f"a {model.__name__} being created concurrently is missing")
     for key, attrs in wanted.items():
         obj = found[key]
         changed = {name: value for name, value in attrs.items() if value and getattr(obj, name) != value}
@@ -76,5 +84,7 @@ def record_messages(records: list[dict]) -> int:
         )
         for r in fresh
     ]
-    Message.objects.bulk_create(rows)
+    Message.objects.bulk_create(
+        in_key_order(rows, lambda row: (row.chat.pk, row.message_id) if row.message_id else None)
+    )
     return len(rows)

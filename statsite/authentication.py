@@ -102,14 +102,16 @@ class BearerAuthentication(authentication.BaseAuthentication):
         except UnicodeError as exc:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: token is not valid UTF-8") from exc
 
-        if raw.startswith(credentials.TOKEN_PREFIX):
-            token = AccessToken.find(raw)
-            if token is None or not token.user.is_active:
+        token = AccessToken.find(raw) if raw.startswith(credentials.TOKEN_PREFIX) else None
+        if token is not None:
+            if not token.user.is_active:
                 raise exceptions.AuthenticationFailed("Invalid or revoked token")
             self._check_new_api_user(request, token.user)
             token.touch()
             return token.user, token
 
+        # Not a personal token: a service key, possibly one from STATSITE_API_KEYS,
+        # whose text the operator chose freely (even starting with `sst_`).
         principal = resolve_service_key(raw)
         if principal is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked token")

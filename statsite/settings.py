@@ -8,6 +8,7 @@ than at 3 a.m. The README lists every variable.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import zoneinfo
 from pathlib import Path
@@ -65,6 +66,14 @@ def env_list(name: str, default: list[str]) -> list[str]:
     return [part.strip() for part in raw.split(",") if part.strip()]
 
 
+def env_rate(name: str, default: str) -> str:
+    """A DRF throttle rate: requests per second, minute, hour or day, e.g. 60/min."""
+    value = env_str(name, default).strip()
+    if not re.fullmatch(r"[1-9]\d*/(s|sec|second|m|min|minute|h|hour|d|day)", value):
+        raise ImproperlyConfigured(f"{name}={value!r} is not a rate; write requests/period, e.g. 60/min")
+    return value
+
+
 def env_time_zone(name: str, default: str) -> str:
     value = env_str(name, default)
     try:
@@ -90,7 +99,8 @@ SECRET_KEY = os.environ.get("SECRET_KEY") or _dev_secret_key()
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["localhost", "127.0.0.1", "[::1]"])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # The stock admin with a purge page added (statsite/admin_site.py); admin.site is still the site.
+    "statsite.admin_site.StatsiteAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -161,9 +171,12 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
     _db["CONN_HEALTH_CHECKS"] = True
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
+if IS_POSTGRES and os.environ.get("DATABASE_TEST_NAME"):
+    # Lets several test runs share one PostgreSQL server without clashing.
+    _db["TEST"] = {"NAME": env_str("DATABASE_TEST_NAME", "")}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
 
 # --- Time ---------------------------------------------------------------------
 TIME_ZONE = env_time_zone("TIME_ZONE", "UTC")
@@ -179,11 +192,10 @@ STATIC_ROOT = VAR_DIR / "static"
 STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # WhiteNoise warns about a missing root
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
-# Without collectstatic (tests, first start) WhiteNoise serves from the app folders.
+# Without collectstatic (tests, a fresh checkout) WhiteNoise serves from the app folders.
 WHITENOISE_USE_FINDERS = True
-WHITENOISE_MANIFEST_STRICT = False
 
 # --- Product settings ---------------------------------------------------------
 # Service keys accepted besides those created in the admin (comma-separated, raw).
@@ -193,6 +205,11 @@ QUOTA_PER_UNIT = env_int("QUOTA_PER_UNIT", 500_000, minimum=1)
 # Ingest: records per request and the request body cap.
 INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
+# Retention of raw rows in days, applied by `manage.py purge --retention` (from cron).
+# Unset keeps them forever. Rollups are never purged, so totals outlive the rows.
+LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", None, minimum=1)
+TOOL_CALL_RETENTION_DAYS = env_int("TOOL_CALL_RETENTION_DAYS", None, minimum=1)
+MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", None, minimum=1)
 
 # --- Security -------------------------------------------------------------------
 # Behind a TLS-terminating proxy set STATSITE_HTTPS=true: secure cookies, HSTS,
@@ -210,7 +227,7 @@ if STATSITE_HTTPS:
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31_536_000)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
 # CORS: only the public token lookup is cross-origin (the gateway log document says so).
@@ -235,6 +252,16 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "statsite.dialects.exception_handler",
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    "DEFAULT_THROTTLE_RATES": {
+        # Per client address: the public relay-key lookup of /api/log/token.
+        "log_token": env_rate("LOG_TOKEN_THROTTLE_RATE", "60/min"),
+        # Per account: /api/log/search and /api/log/self/search scan content.
+        "log_search": env_rate("LOG_SEARCH_THROTTLE_RATE", "30/min"),
+    },
+    # Reverse proxies in front of the app whose X-Forwarded-For is trusted to name the
+    # client (throttling by address). 0: the connecting address, so a client cannot
+    # dodge a throttle by sending its own X-Forwarded-For.
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0),
 }
 
 SPECTACULAR_SETTINGS = {

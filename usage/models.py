@@ -125,3 +125,98 @@ class ToolCall(models.Model):
 
     def __str__(self) -> str:
         return f"{self.tool_id} @ {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+# --- rollups ------------------------------------------------------------------------
+#
+# Exact hourly aggregates of the facts, kept in the ingest transaction (usage/rollups.py).
+# One table per fact kind; each row is one (grain, key, UTC hour): a grain names the
+# dimensions it is grouped by (e.g. "user_model" = account x model), `key` joins their
+# values so one unique index serves the increments. Dimensions a grain does not use
+# hold their neutral value (0 or ""). Rollup rows are never purged with the facts.
+
+# Upper bounds (exclusive, ms) of the latency histogram's buckets; the last bucket is open.
+LATENCY_BOUNDS_MS = (50, 100, 250, 500, 1000, 2000, 3000, 5000, 8000, 13000, 20000, 30000, 60000, 120000)
+LATENCY_BUCKETS = len(LATENCY_BOUNDS_MS) + 1
+
+
+def latency_field_names() -> list[str]:
+    return [f"lat_{i:02d}" for i in range(LATENCY_BUCKETS)]
+
+
+class Rollup(models.Model):
+    """What every rollup table has: the bucket's identity, the account and chat
+    dimensions, cost and the time of the newest fact counted."""
+
+    grain = models.CharField(max_length=16)
+    key = models.CharField(max_length=400)
+    bucket = models.DateTimeField(help_text="Start of the UTC hour.")
+    user_id = models.BigIntegerField(default=0)
+    chat_id = models.CharField(max_length=128, default="")
+    cost = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal(0))
+    last_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+        constraints = [
+            # The increment target of every ingest upsert.
+            models.UniqueConstraint(fields=["grain", "key", "bucket"], name="%(class)s_unique_bucket"),
+        ]
+        indexes = [
+            # Stats over a window for one grain (by model, by channel, by tool, …).
+            models.Index(fields=["grain", "bucket"], name="%(class)s_grain_time_idx"),
+            # One account's buckets over a window: /api/data/self, /agent/stats.
+            models.Index(fields=["grain", "user_id", "bucket"], name="%(class)s_user_time_idx"),
+        ]
+
+
+class LLMRollup(Rollup):
+    model_name = models.CharField(max_length=128, default="")
+    channel_id = models.BigIntegerField(default=0)
+    token_id = models.BigIntegerField(default=0)
+    group = models.CharField(max_length=64, default="")
+    module = models.CharField(max_length=64, default="")
+    request_type = models.CharField(max_length=128, default="")
+
+    requests = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    errors = models.BigIntegerField(default=0)
+    prompt_tokens = models.BigIntegerField(default=0)
+    completion_tokens = models.BigIntegerField(default=0)
+    quota = models.BigIntegerField(default=0, help_text="Quota of successful calls (consume logs).")
+    latency_sum_ms = models.BigIntegerField(default=0)
+    latency_count = models.BigIntegerField(default=0, help_text="Calls that reported a latency.")
+
+    class Meta(Rollup.Meta):
+        pass
+
+
+for _name in latency_field_names():
+    LLMRollup.add_to_class(_name, models.BigIntegerField(default=0))
+
+
+class ToolRollup(Rollup):
+    tool_id = models.CharField(max_length=128, default="")
+    tool_name = models.CharField(max_length=200, default="")
+
+    calls = models.BigIntegerField(default=0)
+    successes = models.BigIntegerField(default=0)
+    failures = models.BigIntegerField(default=0)
+    duration_sum_ms = models.BigIntegerField(default=0)
+    duration_count = models.BigIntegerField(default=0, help_text="Calls that reported a duration.")
+
+    class Meta(Rollup.Meta):
+        pass
+
+
+class RawDataHorizon(models.Model):
+    """How far back raw rows of a kind may have been purged.
+
+    Rollup buckets before the horizon were built from rows that are gone, so
+    `rollups rebuild` and `rollups check` leave them alone."""
+
+    kind = models.CharField(max_length=16, unique=True)
+    purged_before = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.kind} purged before {self.purged_before:%Y-%m-%d %H:%M}"

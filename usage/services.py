@@ -8,11 +8,12 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.conf import settings
-from django.db import models, transaction
+from django.db import connection, models, transaction
 from django.db.models import Max
 
 from statsite import credentials
-from statsite.ingest import chunked, first_of_each, resolve_accounts
+from statsite.ingest import chunked, first_of_each, in_key_order, resolve_accounts
+from usage import rollups
 from usage.models import Channel, ModelPrice, RelayKey, ToolCall
 
 logger = logging.getLogger(__name__)
@@ -56,7 +57,9 @@ def resolve_relay_keys(records: list[dict], accounts: dict) -> list[RelayKey | N
     if wanted_hash:
         for part in chunked(list(wanted_hash)):
             by_hash.update({k.key_hash: k for k in RelayKey.objects.filter(key_hash__in=part)})
-        missing = [h for h in wanted_hash if h not in by_hash]
+        # Sorted, and conflicts ignored: a key that a concurrent batch creates
+        # meanwhile is waited for and then found, rather than failing this batch.
+        missing = sorted(h for h in wanted_hash if h not in by_hash)
         if missing:
             RelayKey.objects.bulk_create(
                 [
@@ -67,7 +70,8 @@ def resolve_relay_keys(records: list[dict], accounts: dict) -> list[RelayKey | N
                         owner=wanted_hash[h][2],
                     )
                     for h in missing
-                ]
+                ],
+                ignore_conflicts=True,
             )
             for part in chunked(missing):
                 by_hash.update({k.key_hash: k for k in RelayKey.objects.filter(key_hash__in=part)})
@@ -81,10 +85,13 @@ def resolve_relay_keys(records: list[dict], accounts: dict) -> list[RelayKey | N
             query |= models.Q(owner__isnull=True)
         for key in RelayKey.objects.filter(query, name__in=names).order_by("pk"):
             by_name.setdefault((key.owner_id, key.name), key)
-        missing_names = [pair for pair in wanted_name if pair not in by_name]
+        missing_names = sorted(
+            (pair for pair in wanted_name if pair not in by_name), key=lambda p: (p[0] is None, p[0] or 0, p[1])
+        )
         if missing_names:
             RelayKey.objects.bulk_create(
-                [RelayKey(name=name, owner=wanted_name[(oid, name)]) for oid, name in missing_names]
+                [RelayKey(name=name, owner=wanted_name[(oid, name)]) for oid, name in missing_names],
+                ignore_conflicts=True,
             )
             for key in RelayKey.objects.filter(query, name__in=names).order_by("pk"):
                 by_name.setdefault((key.owner_id, key.name), key)
@@ -102,39 +109,82 @@ def resolve_relay_keys(records: list[dict], accounts: dict) -> list[RelayKey | N
     return result
 
 
-def mark_keys_used(keys: Iterable[RelayKey | None], when: datetime) -> None:
-    ids = sorted({k.pk for k in keys if k is not None})
-    if ids:
-        after_commit(
-            "relay key last use",
-            lambda: RelayKey.objects.filter(pk__in=ids)
-            .filter(models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=when))
-            .update(last_used_at=when),
-        )
+def mark_keys_used(uses: Iterable[tuple[RelayKey | None, datetime]]) -> None:
+    """Move each key's last use forward to the time of its newest call in USES
+    (key, call time), never back, once the ingest transaction has committed."""
+    latest: dict[int, datetime] = {}
+    for key, when in uses:
+        if key is not None and (key.pk not in latest or when > latest[key.pk]):
+            latest[key.pk] = when
+    if not latest:
+        return
+
+    def update() -> None:
+        # One statement per chunk, rows in key order so concurrent batches lock them alike.
+        for part in chunked(sorted(latest)):
+            moved_forward = [
+                models.When(
+                    models.Q(pk=pk)
+                    & (models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=latest[pk])),
+                    then=models.Value(latest[pk]),
+                )
+                for pk in part
+            ]
+            RelayKey.objects.filter(pk__in=part).update(
+                last_used_at=models.Case(*moved_forward, default=models.F("last_used_at"))
+            )
+
+    after_commit("relay key last use", update)
 
 
 # --- channels ---------------------------------------------------------------------
 
 
+# Any constant distinct from other advisory locks of the installation.
+CHANNEL_CREATION_LOCK = 0x5354_4348  # "STCH"
+
+
+def _lock_channel_creation() -> None:
+    """On PostgreSQL, make this transaction the only one creating channels until it
+    ends. Creation is rare (first sight of a channel), and a channel known only by
+    name takes the next free id, which two concurrent writers would both pick."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHANNEL_CREATION_LOCK])
+
+
+def _channels_by_name(names: set[str]) -> dict[str, Channel]:
+    found: dict[str, Channel] = {}
+    if names:
+        for channel in Channel.objects.filter(name__in=names).order_by("id"):
+            found.setdefault(channel.name, channel)
+    return found
+
+
 def resolve_channels(records: list[dict]) -> list[Channel | None]:
     """The channel of each record: by `channel_id` (created on first sight with
     `channel_name`), else by `channel_name` (created with the next free id)."""
-    by_id: dict[int, Channel] = {}
-    ids = {r["channel_id"]: r.get("channel_name", "") for r in records if r.get("channel_id") is not None}
+    ids: dict[int, str] = {}
+    for r in records:
+        if r.get("channel_id") is not None and not ids.get(r["channel_id"]):
+            # The first record that names a new channel names it; one without a name does not unname it.
+            ids[r["channel_id"]] = r.get("channel_name", "")
     names = {r["channel_name"] for r in records if r.get("channel_id") is None and r.get("channel_name")}
-    if ids:
-        by_id = Channel.objects.in_bulk(list(ids))
-        missing = [i for i in ids if i not in by_id]
+    by_id: dict[int, Channel] = Channel.objects.in_bulk(list(ids)) if ids else {}
+    by_name = _channels_by_name(names)
+    if len(by_id) < len(ids) or len(by_name) < len(names):
+        _lock_channel_creation()
+        # Look again: whoever held the lock before us may have created some of them.
+        by_id = Channel.objects.in_bulk(list(ids)) if ids else {}
+        missing = sorted(set(ids) - by_id.keys())
         if missing:
             created = Channel.objects.bulk_create([Channel(id=i, name=ids[i] or f"channel-{i}") for i in missing])
             by_id.update({c.id: c for c in created})
-    by_name: dict[str, Channel] = {}
-    if names:
-        for channel in Channel.objects.filter(name__in=names).order_by("id"):
-            by_name.setdefault(channel.name, channel)
+        # After the channels by id, so a name one of them just got is found, not created twice.
+        by_name = _channels_by_name(names)
         missing_names = sorted(names - by_name.keys())
         if missing_names:
-            next_id = max(Channel.objects.aggregate(m=Max("id"))["m"] or 0, max(by_id, default=0)) + 1
+            next_id = (Channel.objects.aggregate(m=Max("id"))["m"] or 0) + 1
             created = Channel.objects.bulk_create(
                 [Channel(id=next_id + n, name=name) for n, name in enumerate(missing_names)]
             )
@@ -208,5 +258,6 @@ def record_tool_calls(records: list[dict]) -> int:
         )
         for r in fresh
     ]
-    ToolCall.objects.bulk_create(rows)
+    ToolCall.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
+    rollups.apply("tools", rows)
     return len(rows)

@@ -1,0 +1,34 @@
+"""The admin site: Django's own, plus a staff-only purge page at /admin/purge/.
+
+It replaces the default site through `AdminConfig.default_site` (the documented
+way), so `django.contrib.admin.site`, `@admin.register` and every third-party
+registration keep working unchanged. This module is imported while the app
+registry is being built, so it must not import models at module level.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.admin.apps import AdminConfig
+from django.http import HttpRequest, HttpResponse
+from django.urls import URLPattern, URLResolver, path
+
+
+class StatsiteAdminSite(admin.AdminSite):
+    site_header = "statsite administration"
+    site_title = "statsite admin"
+    index_title = "Data and access"
+
+    def get_urls(self) -> list[URLPattern | URLResolver]:
+        # admin_view() gives the page the admin's staff check (non-staff go to the
+        # login page), CSRF protection and no caching.
+        return [path("purge/", self.admin_view(self.purge_view), name="purge"), *super().get_urls()]
+
+    def purge_view(self, request: HttpRequest) -> HttpResponse:
+        from logs.admin_views import purge_page  # needs models, so only once the apps are ready
+
+        return purge_page(request, site=self)
+
+
+class StatsiteAdminConfig(AdminConfig):
+    default_site = "statsite.admin_site.StatsiteAdminSite"

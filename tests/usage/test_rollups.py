@@ -1,0 +1,229 @@
+"""Hourly rollups: kept exact by ingest, provable by `rollups check`, repaired by `rollups rebuild`,
+and left alone by purges."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from django.core.management import CommandError, call_command
+from django.db import connection, connections
+from django.db.models import Sum
+
+from logs.models import Log
+from logs.services import purge
+from usage import rollups
+from usage.models import LLMRollup, ModelPrice, ToolRollup
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 3, 10, 14, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> str:
+    return (T0 + timedelta(minutes=minutes)).isoformat()
+
+
+def calls(n: int, *, start: float = 0, step: float = 7, prefix: str = "c", **fields) -> list[dict]:
+    return [
+        {
+            "request_id": f"{prefix}-{i}",
+            "created_at": at(start + i * step),
+            "username": ["alice", "bob"][i % 2],
+            "model_name": ["gpt-4o", "claude"][i % 3 == 0],
+            "prompt_tokens": 10 + i,
+            "completion_tokens": i,
+            "latency_ms": [None, 40, 900, 150_000][i % 4],
+            "channel_id": 1 + i % 2,
+            "group": ["", "vip"][i % 2],
+            "request_type": "chat.reply" if i % 2 else "",
+            "chat_id": ["", "g1"][i % 2],
+            "success": i % 5 != 0,
+            **fields,
+        }
+        for i in range(n)
+    ]
+
+
+def check_clean(kind: str = "llm") -> None:
+    differences = rollups.check(kind)
+    assert differences == [], [str(d) for d in differences[:10]]
+
+
+def totals(grain: str = "model", **filters) -> dict:
+    return LLMRollup.objects.filter(grain=grain, **filters).aggregate(
+        requests=Sum("requests"), errors=Sum("errors"), quota=Sum("quota"), prompt=Sum("prompt_tokens")
+    )
+
+
+def test_ingest_keeps_the_llm_rollups_equal_to_the_facts(post_json, service_headers):
+    ModelPrice.objects.create(model_name="gpt-4o", input_per_million=Decimal("2.5"), output_per_million=Decimal("10"))
+    response = post_json("/api/ingest/llm-calls", calls(60), **service_headers)
+    assert response.status_code == 201
+    check_clean()
+    got = totals()
+    assert got["requests"] == Log.objects.llm_calls().count() == 60
+    assert got["errors"] == Log.objects.filter(type=Log.Type.ERROR).count() == 12
+    # Quota counts consume logs only, as the gateway's stat does.
+    assert got["quota"] == Log.objects.filter(type=Log.Type.CONSUME).aggregate(q=Sum("quota"))["q"]
+
+
+def test_every_grain_adds_up_to_the_same_totals(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(40), **service_headers)
+    expected = totals("model")
+    for grain in rollups.spec("llm").grains:
+        assert totals(grain) == expected, grain
+
+
+def test_a_second_batch_into_the_same_hour_increments_the_bucket(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(5, step=1, prefix="a", model_name="m"), **service_headers)
+    post_json("/api/ingest/llm-calls", calls(3, step=1, prefix="b", model_name="m"), **service_headers)
+    bucket = LLMRollup.objects.get(grain="model", model_name="m")
+    assert bucket.requests == 8
+    assert bucket.bucket == T0
+    check_clean()
+
+
+def test_a_retried_batch_adds_nothing_to_the_rollups(post_json, service_headers):
+    batch = calls(10)
+    post_json("/api/ingest/llm-calls", batch, **service_headers)
+    before = totals()
+    response = post_json("/api/ingest/llm-calls", batch, **service_headers)
+    assert response.json()["duplicates"] == 10
+    assert totals() == before
+
+
+def test_a_rejected_batch_adds_nothing_to_the_rollups(post_json, service_headers):
+    batch = calls(5) + [{"model_name": "x", "prompt_tokens": -1}]
+    assert post_json("/api/ingest/llm-calls", batch, **service_headers).status_code == 400
+    assert not LLMRollup.objects.exists()
+
+
+def test_the_latency_histogram_counts_each_call_in_its_bucket(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(8), **service_headers)
+    row = LLMRollup.objects.filter(grain="model").aggregate(
+        under_50=Sum("lat_00"), around_900=Sum("lat_04"), over_2min=Sum("lat_14"), with_latency=Sum("latency_count")
+    )
+    assert row == {"under_50": 2, "around_900": 2, "over_2min": 2, "with_latency": 6}
+
+
+def test_module_falls_back_to_the_request_type_up_to_its_first_dot(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(4), **service_headers)
+    modules = set(LLMRollup.objects.filter(grain="module").values_list("module", flat=True))
+    assert modules == {"chat", ""}
+
+
+def test_tool_calls_keep_their_own_rollups(post_json, service_headers):
+    batch = [
+        {"request_id": f"t{i}", "tool_id": ["get_time", "web_search"][i % 2], "username": "alice",
+         "success": i % 3 != 0, "duration_ms": 10 * i, "cost": "0.05", "created_at": at(i * 20)}
+        for i in range(12)
+    ]
+    assert post_json("/api/ingest/tool-calls", batch, **service_headers).status_code == 201
+    check_clean("tools")
+    row = ToolRollup.objects.filter(grain="tool").aggregate(
+        calls=Sum("calls"), failures=Sum("failures"), cost=Sum("cost")
+    )
+    assert row["calls"] == 12 and row["failures"] == 4 and Decimal(row["cost"]) == Decimal("0.60")
+
+
+def test_purging_facts_leaves_the_rollups_and_the_check_clean(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(30, step=10), **service_headers)
+    before = list(LLMRollup.objects.order_by("grain", "key", "bucket").values_list("requests", "quota"))
+    cutoff = T0 + timedelta(minutes=95)
+    deleted = purge("logs", before=cutoff)
+    assert deleted == 10
+    after = list(LLMRollup.objects.order_by("grain", "key", "bucket").values_list("requests", "quota"))
+    assert after == before
+    # Buckets that lost raw rows are history now; the rest still agree with the facts.
+    assert rollups.horizon("llm") == T0 + timedelta(hours=2)
+    check_clean()
+
+
+def test_rebuild_after_a_purge_keeps_the_history(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(30, step=10), **service_headers)
+    before = totals()
+    purge("logs", before=T0 + timedelta(minutes=95))
+    rollups.rebuild("llm")
+    assert totals() == before
+    check_clean()
+
+
+def test_rebuild_repairs_tampered_rollups(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(20), **service_headers)
+    LLMRollup.objects.filter(grain="channel").update(requests=999)
+    LLMRollup.objects.filter(grain="chat").delete()
+    assert rollups.check("llm")
+    rollups.rebuild("llm")
+    check_clean()
+
+
+def test_rebuild_since_only_touches_later_buckets(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(30, step=10), **service_headers)
+    LLMRollup.objects.update(requests=0)
+    rollups.rebuild("llm", since=T0 + timedelta(hours=2, minutes=30))
+    early = LLMRollup.objects.filter(bucket__lt=T0 + timedelta(hours=2))
+    late = LLMRollup.objects.filter(bucket__gte=T0 + timedelta(hours=2))
+    assert set(early.values_list("requests", flat=True)) == {0}
+    assert 0 not in set(late.values_list("requests", flat=True))
+
+
+def test_the_command_checks_and_rebuilds(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(10), **service_headers)
+    out = io.StringIO()
+    call_command("rollups", "check", stdout=out)
+    assert "llm: rollups agree with the facts" in out.getvalue()
+
+    LLMRollup.objects.filter(grain="model").update(requests=0)
+    out = io.StringIO()
+    with pytest.raises(CommandError, match="disagree"):
+        call_command("rollups", "check", "--kind", "llm", stdout=out)
+    assert "requests: rollup=0" in out.getvalue()
+
+    out = io.StringIO()
+    call_command("rollups", "rebuild", "--since", T0.isoformat(), stdout=out)
+    assert "llm: rebuilt" in out.getvalue()
+    call_command("rollups", "check", stdout=io.StringIO())
+
+
+def test_the_command_refuses_a_bad_since():
+    with pytest.raises(CommandError, match="--since"):
+        call_command("rollups", "check", "--since", "yesterday-ish", stdout=io.StringIO())
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_ingest_into_one_bucket_loses_no_increment(service_key):
+    from rest_framework.test import APIClient
+
+    writers, per_writer, batches = 4, 25, 4
+    errors: list[object] = []
+
+    def write(w: int) -> None:
+        client = APIClient()
+        try:
+            for b in range(batches):
+                batch = [
+                    {"request_id": f"w{w}-b{b}-{i}", "model_name": "shared", "username": f"user{i % 3}",
+                     "prompt_tokens": 1, "created_at": at(i % 50)}
+                    for i in range(per_writer)
+                ]
+                response = client.post("/api/ingest/llm-calls", batch, format="json", HTTP_X_API_KEY=service_key)
+                if response.status_code != 201:
+                    errors.append(response.content)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=write, args=(w,)) for w in range(writers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    total = writers * per_writer * batches
+    assert LLMRollup.objects.get(grain="model", model_name="shared").requests == total
+    assert LLMRollup.objects.filter(grain="user_model").aggregate(n=Sum("prompt_tokens"))["n"] == total
+    check_clean()

@@ -1,0 +1,58 @@
+"""`manage.py rollups rebuild|check [--since ISO] [--kind llm|tools]`."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+
+from statsite.timeparse import iso_utc, parse_instant
+from usage import rollups
+
+SHOWN_DIFFERENCES = 50
+
+
+class Command(BaseCommand):
+    help = (
+        "rebuild: recompute the hourly rollups from the raw facts. "
+        "check: compare them with the facts; exits non-zero on any difference, printing it. "
+        "Buckets before a purge horizon are history (their raw rows are gone) and are left alone."
+    )
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("action", choices=["rebuild", "check"])
+        parser.add_argument("--since", help="Only buckets from this instant's hour on (ISO 8601).")
+        parser.add_argument(
+            "--kind", choices=rollups.ROLLUP_KINDS, action="append",
+            help="Only this kind of rollup (repeatable; default all).",
+        )
+
+    def handle(self, *args, action: str, since: str | None, kind: list[str] | None, **options) -> None:
+        try:
+            start = parse_instant(since) if since else None
+        except ValueError as exc:
+            raise CommandError(f"--since: {exc}") from exc
+        kinds = kind or list(rollups.ROLLUP_KINDS)
+        failed = 0
+        for name in kinds:
+            begin = rollups.rebuildable_from(name, start)
+            scope = f"from {iso_utc(begin)}" if begin else "all buckets"
+            started = time.monotonic()
+            if action == "rebuild":
+                written = rollups.rebuild(name, since=start)
+                self.stdout.write(
+                    f"{name}: rebuilt {written} rollup rows ({scope}) in {time.monotonic() - started:.1f}s"
+                )
+                continue
+            differences = rollups.check(name, since=start)
+            if not differences:
+                self.stdout.write(f"{name}: rollups agree with the facts ({scope})")
+                continue
+            failed += len(differences)
+            self.stdout.write(f"{name}: {len(differences)} differences ({scope}):")
+            for difference in differences[:SHOWN_DIFFERENCES]:
+                self.stdout.write(f"  {difference}")
+            if len(differences) > SHOWN_DIFFERENCES:
+                self.stdout.write(f"  … and {len(differences) - SHOWN_DIFFERENCES} more")
+        if failed:
+            raise CommandError(f"rollups disagree with the facts in {failed} places; `rollups rebuild` repairs them")
