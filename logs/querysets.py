@@ -53,8 +53,9 @@ class LogQuerySet(TimeWindowQuerySet):
         return self.filter(level=level)
 
     def llm_calls(self):
-        """Successful and failed LLM calls (types 2 and 4 with a model)."""
-        return self.filter(type__in=(2, 4)).exclude(model_name="")
+        """Successful and failed LLM calls: consume rows, and error rows that name a model
+        (the rows the LLM rollups count; see usage.rollups)."""
+        return self.filter(Q(type=2) | (Q(type=4) & ~Q(model_name="")))
 
     def of_relay_key(self, key):
         return self.filter(token=key)

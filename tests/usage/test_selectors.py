@@ -1,0 +1,230 @@
+"""Usage over any window equals a direct computation over the raw rows."""
+
+from __future__ import annotations
+
+import random
+import zoneinfo
+from collections import defaultdict
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from logs.models import Log
+from logs.services import purge
+from usage import selectors
+from usage.models import ToolCall
+from usage.rollups import latency_bucket
+
+pytestmark = pytest.mark.django_db
+
+T0 = datetime(2026, 5, 1, 0, 0, tzinfo=UTC)
+SPAN = timedelta(days=3)
+ZONES = ["UTC", "Asia/Shanghai", "Asia/Kolkata", "America/New_York", "Asia/Kathmandu"]
+
+
+def h(hours: float) -> datetime:
+    return T0 + timedelta(hours=hours)
+
+
+# --- split_window ----------------------------------------------------------------------
+
+
+def test_a_window_inside_one_hour_is_all_raw():
+    split = selectors.split_window(h(1.1), h(1.9))
+    assert split.rollup == () and split.raw == ((h(1.1), h(1.9)),)
+
+
+def test_a_window_on_hour_boundaries_is_all_rollup():
+    split = selectors.split_window(h(1), h(5))
+    assert split.rollup == ((h(1), h(5)),) and split.raw == ()
+
+
+def test_partial_edge_hours_are_raw_and_whole_hours_rollup():
+    split = selectors.split_window(h(1.5), h(4.25))
+    assert split.rollup == ((h(2), h(4)),)
+    assert split.raw == ((h(1.5), h(2)), (h(4), h(4.25)))
+
+
+def test_an_hour_holding_a_cut_is_read_raw():
+    split = selectors.split_window(h(0), h(6), cuts=[h(2.5), h(4)])
+    assert split.rollup == ((h(0), h(2)), (h(3), h(6)))
+    assert split.raw == ((h(2), h(3)),)
+
+
+def test_an_empty_or_reversed_window_has_no_parts():
+    assert selectors.split_window(h(2), h(2)) == selectors.Split((), ())
+    assert selectors.split_window(h(3), h(2)) == selectors.Split((), ())
+
+
+def test_local_midnights_of_a_half_hour_zone_fall_inside_utc_hours():
+    kolkata = zoneinfo.ZoneInfo("Asia/Kolkata")
+    midnights = selectors.local_midnights(h(0), h(48), kolkata)
+    assert midnights == [h(18.5), h(42.5)]
+
+
+# --- equivalence with the raw rows --------------------------------------------------------
+
+
+@pytest.fixture
+def dataset(post_json, service_headers):
+    rng = random.Random(7)
+    calls = []
+    for i in range(260):
+        at = T0 + timedelta(seconds=rng.randrange(int(SPAN.total_seconds())))
+        calls.append(
+            {
+                "request_id": f"eq-{i}",
+                "created_at": at.isoformat(),
+                "username": rng.choice(["ann", "ben", "cy", ""]),
+                "model_name": rng.choice(["gpt-4o", "claude", "qwen"]),
+                "channel_id": rng.choice([None, 1, 2]),
+                "group": rng.choice(["", "vip"]),
+                "module": rng.choice(["", "chat", "memo"]),
+                "request_type": rng.choice(["", "chat.reply", "tool.plan"]),
+                "chat_id": rng.choice(["", "g1", "g2"]),
+                "prompt_tokens": rng.randrange(0, 3000),
+                "completion_tokens": rng.randrange(0, 900),
+                "cost": str(Decimal(rng.randrange(0, 10**6)) / 10**7),
+                "latency_ms": rng.choice([None, rng.randrange(0, 70_000)]),
+                "success": rng.random() > 0.15,
+            }
+        )
+    for start in range(0, len(calls), 100):
+        assert post_json("/api/ingest/llm-calls", calls[start : start + 100], **service_headers).status_code == 201
+    tools = [
+        {
+            "request_id": f"eqt-{i}",
+            "created_at": (T0 + timedelta(seconds=rng.randrange(int(SPAN.total_seconds())))).isoformat(),
+            "username": rng.choice(["ann", "ben"]),
+            "tool_id": rng.choice(["get_time", "web_search"]),
+            "chat_id": rng.choice(["", "g1"]),
+            "success": rng.random() > 0.2,
+            "duration_ms": rng.choice([None, rng.randrange(0, 5000)]),
+            "cost": "0.01",
+        }
+        for i in range(120)
+    ]
+    assert post_json("/api/ingest/tool-calls", tools, **service_headers).status_code == 201
+
+
+def expected_llm(start, end, group_by, series, tz) -> dict:
+    """What a scan of the raw rows says, computed in Python from every row."""
+    out: dict = defaultdict(lambda: defaultdict(int))
+    for row in Log.objects.llm_calls().filter(created_at__gte=start, created_at__lt=end):
+        key = tuple(getattr(row, name) or (0 if name.endswith("_id") and name != "chat_id" else "") for name in group_by)
+        if series == "hour":
+            key += (row.created_at.replace(minute=0, second=0, microsecond=0),)
+        elif series == "day":
+            key += (row.created_at.astimezone(tz).date(),)
+        acc = out[key]
+        acc["requests"] += 1
+        acc["errors"] += int(not row.success)
+        acc["prompt_tokens"] += row.prompt_tokens
+        acc["completion_tokens"] += row.completion_tokens
+        acc["quota"] += row.quota if row.type == Log.Type.CONSUME else 0
+        acc["cost"] += Decimal(row.cost)
+        acc["latency_count"] += int(row.latency_ms is not None)
+        acc["latency_sum_ms"] += row.latency_ms or 0
+        bucket = latency_bucket(row.latency_ms)
+        if bucket is not None:
+            acc[f"lat_{bucket:02d}"] += 1
+    return out
+
+
+COMPARED = ["requests", "errors", "prompt_tokens", "completion_tokens", "quota", "latency_count", "latency_sum_ms"]
+DIMENSION_SETS = [(), ("model_name",), ("user_id", "model_name"), ("channel_id",), ("module",), ("chat_id",),
+                  ("group",), ("request_type",), ("token_id",), ("channel_id", "model_name")]
+
+window = st.tuples(st.integers(-120, 3 * 24 * 60 + 120), st.integers(0, 3 * 24 * 60))
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edges=window,
+    seconds=st.tuples(st.integers(0, 59), st.integers(0, 59)),
+    group_by=st.sampled_from(DIMENSION_SETS),
+    series=st.sampled_from([None, "hour", "day"]),
+    zone=st.sampled_from(ZONES),
+)
+def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_by, series, zone):
+    tz = zoneinfo.ZoneInfo(zone)
+    start = T0 + timedelta(minutes=edges[0], seconds=seconds[0])
+    end = start + timedelta(minutes=edges[1], seconds=seconds[1])
+    got = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, tz=tz)
+    want = expected_llm(start, end, group_by, series, tz)
+    keys = [*group_by, *({"hour": ["bucket"], "day": ["day"]}.get(series or "", []))]
+    got_by_key = {tuple(row[k] for k in keys): row for row in got}
+    assert set(got_by_key) == set(want)
+    for key, acc in want.items():
+        row = got_by_key[key]
+        for name in COMPARED:
+            assert row[name] == acc[name], (key, name)
+        assert Decimal(row["cost"]).quantize(Decimal("0.000001")) == acc["cost"].quantize(Decimal("0.000001"))
+        for name, value in acc.items():
+            if name.startswith("lat_"):
+                assert row[name] == value
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edges=window, group_by=st.sampled_from([(), ("tool_id",), ("user_id", "tool_id"), ("chat_id",)]))
+def test_tool_usage_equals_a_scan_of_the_raw_rows(dataset, edges, group_by):
+    start = T0 + timedelta(minutes=edges[0], seconds=17)
+    end = start + timedelta(minutes=edges[1])
+    got = {tuple(r[k] for k in group_by): r for r in selectors.usage("tools", start=start, end=end, group_by=group_by)}
+    want: dict = defaultdict(lambda: defaultdict(int))
+    for row in ToolCall.objects.filter(created_at__gte=start, created_at__lt=end):
+        acc = want[tuple(getattr(row, k) or (0 if k == "user_id" else "") for k in group_by)]
+        acc["calls"] += 1
+        acc["failures"] += int(not row.success)
+        acc["duration_sum_ms"] += row.duration_ms or 0
+    assert set(got) == set(want)
+    for key, acc in want.items():
+        for name, value in acc.items():
+            assert got[key][name] == value
+
+
+def test_filters_narrow_both_the_rollups_and_the_edges(dataset):
+    start, end = h(5.5), h(40.25)
+    got = selectors.usage("llm", start=start, end=end, group_by=("model_name",), filters={"chat_id": "g1"})
+    want = defaultdict(int)
+    for row in Log.objects.llm_calls().filter(created_at__gte=start, created_at__lt=end, chat_id="g1"):
+        want[row.model_name] += 1
+    assert {r["model_name"]: r["requests"] for r in got} == dict(want)
+
+
+def test_a_dimension_pair_no_grain_holds_is_answered_from_raw_rows(dataset, django_assert_max_num_queries):
+    assert selectors.pick_grain("llm", ["channel_id", "model_name"]) is None
+    with django_assert_max_num_queries(1):
+        rows = selectors.usage("llm", start=h(0), end=h(72), group_by=("channel_id", "model_name"))
+    assert sum(r["requests"] for r in rows) == Log.objects.llm_calls().count()
+
+
+def test_a_query_costs_two_queries_whatever_the_window(dataset, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):
+        selectors.usage("llm", start=h(0.5), end=h(71.5), group_by=("model_name",), series="day")
+
+
+def test_totals_after_a_purge_come_from_the_rollups(dataset):
+    before = selectors.totals("llm", start=h(0), end=h(72))
+    purge("logs", before=h(30))
+    after = selectors.totals("llm", start=h(0), end=h(72))
+    assert after["requests"] == before["requests"]
+    assert after["prompt_tokens"] == before["prompt_tokens"]
+
+
+def test_totals_of_an_empty_window_are_zero():
+    got = selectors.totals("llm", start=h(0), end=h(1))
+    assert got["requests"] == 0 and got["last_at"] is None
+
+
+def test_latency_percentiles_interpolate_inside_the_histogram_bucket():
+    row = {name: 0 for name in [f"lat_{i:02d}" for i in range(15)]}
+    row["lat_04"] = 10  # 500..1000 ms
+    assert selectors.latency_percentile(row, 0.5) == 750
+    assert selectors.latency_percentile(row, 1.0) == 1000
+    row["lat_14"] = 90  # the open bucket, 120 s and above
+    assert selectors.latency_percentile(row, 0.95) == 120_000
+    assert selectors.latency_percentile({k: 0 for k in row}, 0.95) is None
