@@ -8,8 +8,10 @@ WORKERS ?= 1
 # The PostgreSQL the suite also runs against (its test database is created beside it).
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# Benchmark scale: LLM calls in the generated PostgreSQL data set.
+SCALE ?= 1000000
 
-.PHONY: run serve install test test-sqlite test-postgres check clean
+.PHONY: run install test test-sqlite test-postgres bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -49,6 +51,10 @@ test-postgres: $(VENV)/.installed-test
 	else \
 		echo "WARNING: PostgreSQL is not reachable at $(PG_TEST_URL); the PostgreSQL run was skipped (CI would fail)." >&2; \
 	fi
+
+## bench: generate (or reuse) a PostgreSQL data set of SCALE LLM calls and measure through HTTP.
+bench: install
+	$(BIN)/python -m bench.run --scale $(SCALE)
 
 check: install
 	$(BIN)/python manage.py check

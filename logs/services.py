@@ -11,6 +11,7 @@ from django.db.models import Subquery
 from logs.models import Log
 from messaging.models import Message
 from statsite.ingest import chunked, first_of_each, in_key_order, resolve_accounts
+from statsite.system.notify import announce_errors, serialise_error_commits
 from usage import rollups
 from usage.models import RawDataHorizon, ToolCall
 from usage.services import mark_keys_used, price_call, prices_for, resolve_channels, resolve_relay_keys
@@ -26,6 +27,26 @@ def _stored_request_ids(records: list[dict]) -> set[str]:
 
 def _fresh(records: list[dict]) -> list[dict]:
     return first_of_each(records, lambda r: r.get("request_id") or None, _stored_request_ids(records))
+
+
+def _insert(rows: list[Log]) -> None:
+    """Insert ROWS and count them in the rollups, error rows last.
+
+    Error rows go in under the commit-order lock (statsite.system.notify), as the last
+    statement before the commit, so that lock is held for one small insert rather than
+    the whole batch: concurrent batches still run side by side, and error ids still grow
+    in commit order for the event stream. The rollups are counted before it (they need
+    no ids); an error log that names a model is a failed LLM call, and counts as one."""
+    ordered = in_key_order(rows, lambda row: row.request_id)
+    errors = [row for row in ordered if row.type == Log.Type.ERROR]
+    others = [row for row in ordered if row.type != Log.Type.ERROR]
+    if others:
+        Log.objects.bulk_create(others)
+    rollups.apply("llm", rows)
+    if errors:
+        serialise_error_commits(True)
+        Log.objects.bulk_create(errors)
+        announce_errors(errors)
 
 
 def module_of(record: dict) -> str:
@@ -87,8 +108,7 @@ def record_llm_calls(records: list[dict]) -> int:
                 request_id=record.get("request_id") or None,
             )
         )
-    Log.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
-    rollups.apply("llm", rows)
+    _insert(rows)
     mark_keys_used(zip(keys, (row.created_at for row in rows)))
     return len(rows)
 
@@ -117,9 +137,7 @@ def record_logs(records: list[dict]) -> int:
         )
         for r in fresh
     ]
-    Log.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
-    # An error log that names a model is a failed LLM call, and counts as one.
-    rollups.apply("llm", rows)
+    _insert(rows)
     return len(rows)
 
 
@@ -182,3 +200,4 @@ def _move_horizon(kind: str, before: datetime) -> None:
     mark, created = RawDataHorizon.objects.get_or_create(kind=kind, defaults={"purged_before": before})
     if not created and mark.purged_before < before:
         RawDataHorizon.objects.filter(pk=mark.pk, purged_before__lt=before).update(purged_before=before)
+    rollups.forget_horizon(kind)

@@ -1,11 +1,12 @@
-"""Chats, the people in them, and their messages."""
+"""Chats, the people in them, their messages, and the hourly rollups of the messages."""
 
 from __future__ import annotations
 
 from django.db import models
 from django.utils import timezone
 
-from messaging.querysets import MessageQuerySet
+from messaging.querysets import ChatQuerySet, MessageQuerySet
+from usage.models import Rollup
 
 
 class Chat(models.Model):
@@ -17,6 +18,8 @@ class Chat(models.Model):
     kind = models.CharField(max_length=7, choices=Kind.choices, default=Kind.GROUP)
     name = models.CharField(max_length=200, blank=True)
     created_at = models.DateTimeField(default=timezone.now, editable=False)
+
+    objects = ChatQuerySet.as_manager()
 
     class Meta:
         ordering = ["chat_id"]
@@ -70,3 +73,31 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id or self.pk} in {self.chat_id}"
+
+
+class MessageRollup(Rollup):
+    """Exact hourly aggregates (UTC hours) of messages, kept by `usage.rollups` like the
+    LLM and tool rollups. Dimensions are Message columns: the chat (its pk), the sender
+    (Participant pk, 0 for none) and whether the bot sent it; every grain keeps
+    `sent_by_bot`, so sent and received can always be told apart.
+
+    Messages belong to no account and cost nothing, so the `user_id` and `cost` columns
+    of the other rollups are left out, and `chat_id` is the Chat pk (the fact's FK
+    column) rather than a platform id string."""
+
+    user_id = None
+    cost = None
+    chat_id = models.BigIntegerField(default=0, help_text="Chat pk (0 in grains without the chat).")
+    sender_id = models.BigIntegerField(default=0, help_text="Participant pk (0: no sender, or a grain without it).")
+    sent_by_bot = models.BooleanField(default=False)
+
+    messages = models.BigIntegerField(default=0)
+    text_length = models.BigIntegerField(default=0, help_text="Sum of the messages' text lengths.")
+
+    class Meta(Rollup.Meta):
+        indexes = [
+            # Every message stat over a window for one grain (/messages/*, /api/stats*).
+            models.Index(fields=["grain", "bucket"], name="messagerollup_grain_time_idx"),
+            # One chat over a window: /api/stats?groupId=, and a private chat's peer.
+            models.Index(fields=["grain", "chat_id", "bucket"], name="messagerollup_chat_time_idx"),
+        ]

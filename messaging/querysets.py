@@ -1,8 +1,27 @@
-"""Chainable filters on messages."""
+"""Chainable filters on chats and messages."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
+from django.db import models
+
 from statsite.querysets import TimeWindowQuerySet
+
+
+class ChatQuerySet(models.QuerySet):
+    def groups(self):
+        return self.filter(kind="group")
+
+    def private(self):
+        return self.filter(kind="private")
+
+    def with_pks(self, pks: Iterable[int]):
+        return self.filter(pk__in=list(pks))
+
+    def with_chat_ids(self, chat_ids: Iterable[str]):
+        """Chats by their platform ids."""
+        return self.filter(chat_id__in=list(chat_ids))
 
 
 class MessageQuerySet(TimeWindowQuerySet):

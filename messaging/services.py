@@ -6,6 +6,7 @@ from django.db import IntegrityError
 
 from messaging.models import Chat, Message, Participant
 from statsite.ingest import chunked, first_of_each, in_key_order
+from usage import rollups
 from usage.services import after_commit
 
 
@@ -87,4 +88,6 @@ def record_messages(records: list[dict]) -> int:
     Message.objects.bulk_create(
         in_key_order(rows, lambda row: (row.chat.pk, row.message_id) if row.message_id else None)
     )
+    # In the same transaction, so a committed message is counted exactly once.
+    rollups.apply("messages", rows)
     return len(rows)

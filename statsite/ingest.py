@@ -34,6 +34,7 @@ from rest_framework.views import APIView
 
 from statsite import dialects
 from statsite.permissions import IsAdminOrService
+from statsite.system.sources import note_ingest_source
 
 T = TypeVar("T")
 
@@ -394,4 +395,6 @@ class BatchIngestView(APIView):
             return self.dialect.ok(body, status.HTTP_400_BAD_REQUEST)
 
         result = store_batch(self.store, valid)
+        # After the commit, and at most every few seconds: /api/system/status reports it.
+        note_ingest_source(request)
         return self.dialect.ok(result.as_dict(), status.HTTP_201_CREATED)

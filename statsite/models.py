@@ -94,3 +94,28 @@ class ServiceKey(Credential):
 
     class Meta:
         verbose_name = "service API key"
+
+
+class IngestSource(models.Model):
+    """The most recent data source: one row (pk 1), refreshed by the ingest endpoints.
+
+    `/api/system/status` reports it as `bot`: connected when `seen_at` is recent,
+    with the platform and account the client named in `X-Client-Platform` and
+    `X-Client-Account`. Kept in the database, not a per-process cache, so every
+    server process reports the same source; each process writes it at most once
+    per `statsite.system.sources.WRITE_EVERY_SECONDS`, so ingest is not slowed.
+    """
+
+    SINGLETON = 1
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=SINGLETON, editable=False)
+    platform = models.CharField(max_length=64, blank=True)
+    account = models.CharField(max_length=128, blank=True)
+    seen_at = models.DateTimeField(help_text="When an ingest request last succeeded.")
+
+    class Meta:
+        verbose_name = "ingest source"
+
+    def __str__(self) -> str:
+        who = " ".join(part for part in (self.platform, self.account) if part) or "unnamed client"
+        return f"{who} @ {self.seen_at:%Y-%m-%d %H:%M:%S}"

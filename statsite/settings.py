@@ -202,6 +202,8 @@ WHITENOISE_USE_FINDERS = True
 STATSITE_API_KEYS = env_list("STATSITE_API_KEYS", [])
 # Quota units per currency unit, as the gateway dialect counts quota.
 QUOTA_PER_UNIT = env_int("QUOTA_PER_UNIT", 500_000, minimum=1)
+# Longest window, in days, that the gateway usage data (/api/data/) answers at once.
+DATA_MAX_RANGE_DAYS = env_int("DATA_MAX_RANGE_DAYS", 31, minimum=1)
 # Ingest: records per request and the request body cap.
 INGEST_MAX_RECORDS = env_int("INGEST_MAX_RECORDS", 1000, minimum=1)
 DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
@@ -210,6 +212,12 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = env_int("MAX_BODY_BYTES", 5 * 1024 * 1024, minimum
 LOG_RETENTION_DAYS = env_int("LOG_RETENTION_DAYS", None, minimum=1)
 TOOL_CALL_RETENTION_DAYS = env_int("TOOL_CALL_RETENTION_DAYS", None, minimum=1)
 MESSAGE_RETENTION_DAYS = env_int("MESSAGE_RETENTION_DAYS", None, minimum=1)
+# The live event stream (/api/system/events): seconds between `status`/`metric`
+# events, and between keep-alive comments (which stop proxies closing a quiet stream).
+SSE_STATUS_INTERVAL = env_int("SSE_STATUS_INTERVAL", 5, minimum=1)
+SSE_KEEPALIVE_SECONDS = env_int("SSE_KEEPALIVE_SECONDS", 15, minimum=1)
+# /api/system/status `bot.connected`: an ingest request succeeded within this many seconds.
+BOT_CONNECTED_WINDOW_SECONDS = env_int("BOT_CONNECTED_WINDOW_SECONDS", 300, minimum=1)
 
 # --- Security -------------------------------------------------------------------
 # Behind a TLS-terminating proxy set STATSITE_HTTPS=true: secure cookies, HSTS,
@@ -273,6 +281,11 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Documents the plain Django views (the event stream, /healthz) and the ingest client headers.
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "statsite.system.schema.add_plain_views",
+    ],
 }
 
 LOGGING = {

@@ -9,4 +9,5 @@ urlpatterns = [
     path("", include("logs.api.urls")),
     path("", include("usage.api.urls")),
     path("", include("messaging.api.urls")),
+    path("", include("statsite.system.urls")),
 ]

@@ -4,9 +4,18 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from statsite.models import AccessToken, ServiceKey
+
+
+@pytest.fixture(autouse=True)
+def fresh_cache():
+    """Each test starts with an empty cache (throttle counters, the purge horizon)."""
+    cache.clear()
+    yield
+    cache.clear()
 
 
 @pytest.fixture

@@ -22,6 +22,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 from django.db.models.functions import Cast, Coalesce, Concat, TruncHour
@@ -190,26 +191,62 @@ def _tool_spec() -> RollupSpec:
     )
 
 
+def _message_spec() -> RollupSpec:
+    from messaging.models import Message, MessageRollup
+
+    # Every grain keeps sent_by_bot: no message statistic mixes the bot's messages
+    # with the people's unless it asks for both.
+    return RollupSpec(
+        kind="messages",
+        table=MessageRollup,
+        facts=lambda: Message.objects.all(),
+        grains={
+            "direction": ("sent_by_bot",),
+            "chat": ("chat_id", "sent_by_bot"),
+            "sender": ("sender_id", "sent_by_bot"),
+            "chat_sender": ("chat_id", "sender_id", "sent_by_bot"),
+        },
+        dimensions={
+            "chat_id": (lambda r: r.chat_id, _int("chat_id"), 0),
+            "sender_id": (lambda r: r.sender_id or 0, _int("sender_id"), 0),
+            "sent_by_bot": (lambda r: bool(r.sent_by_bot), lambda: models.F("sent_by_bot"), False),
+        },
+        measures=(
+            Measure("messages", lambda r: 1, _count()),
+            Measure("text_length", lambda r: r.text_length, _sum("text_length")),
+            Measure("last_at", lambda r: r.created_at, lambda: Max("created_at"), merge="max"),
+        ),
+    )
+
+
 _SPECS: dict[str, RollupSpec] = {}
 
 
 def spec(kind: str) -> RollupSpec:
-    """The rollup spec of KIND ("llm" or "tools"), built once (it imports the fact models)."""
+    """The rollup spec of KIND ("llm", "tools" or "messages"), built once (it imports the fact models)."""
     if not _SPECS:
-        for built in (_llm_spec(), _tool_spec()):
+        for built in (_llm_spec(), _tool_spec(), _message_spec()):
             _SPECS[built.kind] = built
     return _SPECS[kind]
 
 
-ROLLUP_KINDS = ("llm", "tools")
-FACT_KIND_OF_ROLLUP = {"llm": "logs", "tools": "tool-calls"}
+ROLLUP_KINDS = ("llm", "tools", "messages")
+FACT_KIND_OF_ROLLUP = {"llm": "logs", "tools": "tool-calls", "messages": "messages"}
 
 
 # --- increments at ingest -------------------------------------------------------------
 
 
+def _key_text(value: Any) -> str:
+    # Booleans are keyed 1/0, as `_key_sql` writes them on every database
+    # (PostgreSQL would cast a boolean to 'true', SQLite stores 1).
+    if isinstance(value, bool):
+        return str(int(value))
+    return str(value)
+
+
 def _row_key(dims: dict[str, Any], columns: tuple[str, ...]) -> str:
-    return KEY_SEPARATOR.join(str(dims[c]) for c in columns)
+    return KEY_SEPARATOR.join(_key_text(dims[c]) for c in columns)
 
 
 def apply(kind: str, facts: Iterable[Any]) -> int:
@@ -288,10 +325,25 @@ def _upsert(rollup: RollupSpec, rows: list[tuple[tuple[str, str, datetime], dict
 # --- rebuild and check ------------------------------------------------------------------
 
 
-def horizon(kind: str) -> datetime | None:
-    """Rollup buckets before this instant may be built from purged rows: they are history."""
-    mark = RawDataHorizon.objects.filter(kind=FACT_KIND_OF_ROLLUP[kind]).first()
-    return ceil_hour(mark.purged_before) if mark else None
+HORIZON_CACHE_SECONDS = 60
+HORIZON_CACHE_KEY = "statsite:purge-horizons"
+
+
+def horizon(kind: str, *, cached: bool = False) -> datetime | None:
+    """Rollup buckets before this instant may be built from purged rows: they are history.
+
+    CACHED: read through the cache (a minute at most; a purge in this process clears it
+    at once), for the statistics, which ask on every request: one query loads every
+    kind's horizon."""
+    marks = cache.get(HORIZON_CACHE_KEY) if cached else None
+    if marks is None:
+        marks = {mark.kind: ceil_hour(mark.purged_before) for mark in RawDataHorizon.objects.all()}
+        cache.set(HORIZON_CACHE_KEY, marks, HORIZON_CACHE_SECONDS)
+    return marks.get(FACT_KIND_OF_ROLLUP[kind])
+
+
+def forget_horizon(fact_kind: str) -> None:
+    cache.delete(HORIZON_CACHE_KEY)
 
 
 def rebuildable_from(kind: str, since: datetime | None) -> datetime | None:
@@ -300,6 +352,13 @@ def rebuildable_from(kind: str, since: datetime | None) -> datetime | None:
     if edge is not None and (start is None or start < edge):
         start = edge
     return start
+
+
+def _key_sql(value: models.Expression, field: models.Field) -> models.Expression:
+    """VALUE as the text `_key_text` gives in Python."""
+    if isinstance(field, models.BooleanField):
+        value = Cast(value, models.IntegerField())
+    return Cast(value, models.TextField())
 
 
 def _aggregate_queryset(rollup: RollupSpec, grain: str, start: datetime | None) -> models.QuerySet:
@@ -317,7 +376,7 @@ def _aggregate_queryset(rollup: RollupSpec, grain: str, start: datetime | None) 
     for i, name in enumerate(columns):
         if i:
             key_parts.append(Value(KEY_SEPARATOR))
-        key_parts.append(Cast(models.F(f"d_{name}"), models.TextField()))
+        key_parts.append(_key_sql(models.F(f"d_{name}"), rollup.table._meta.get_field(name)))
     key = key_parts[0] if len(key_parts) == 1 else Concat(*key_parts, output_field=models.TextField())
     neutral = {
         f"n_{name}": Value(default)

@@ -18,14 +18,16 @@ import zoneinfo
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from typing import Any
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any, TypedDict
 
 from django.conf import settings
+from django.contrib.auth import get_user_model
 from django.db.models import Max, Q, Sum
 from django.db.models.functions import TruncDate, TruncHour
 
-from usage.models import LATENCY_BOUNDS_MS, latency_field_names
-from usage.rollups import HOUR, ceil_hour, floor_hour, spec
+from usage.models import LATENCY_BOUNDS_MS, Channel, latency_field_names
+from usage.rollups import HOUR, ceil_hour, floor_hour, horizon, spec
 
 SERIES = ("hour", "day")
 
@@ -81,6 +83,23 @@ def split_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = (
     return Split(tuple(rollup), tuple(_merged(sorted(raw))))
 
 
+def _history_from_rollups(split: Split, purged_until: datetime | None) -> Split:
+    """SPLIT with the raw hours before PURGED_UNTIL answered by their whole rollup bucket.
+
+    Raw rows there may have been purged while the bucket still counts them: the bucket
+    is the only full record left. Such windows are answered to the hour (the edge hour
+    counted whole), not to the second."""
+    if purged_until is None or split.raw[0][0] >= purged_until:
+        return split
+    rollup, raw = list(split.rollup), []
+    for lo, hi in split.raw:
+        if lo < purged_until:
+            rollup.append((floor_hour(lo), ceil_hour(hi)))
+        else:
+            raw.append((lo, hi))
+    return Split(tuple(_merged(sorted(set(rollup)))), tuple(raw))
+
+
 def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
     out: list[tuple[datetime, datetime]] = []
     for lo, hi in ranges:
@@ -134,6 +153,8 @@ def usage(
     if grain is None:
         # No rollup holds this combination of dimensions: the raw rows answer it all.
         split = Split((), ((start, end),) if start < end else ())
+    elif split.raw:
+        split = _history_from_rollups(split, horizon(kind, cached=True))
 
     measures = rollup.measures
     series_key = {"hour": "bucket", "day": "day"}.get(series or "")
@@ -162,7 +183,7 @@ def usage(
         if series == "day":
             rows = rows.annotate(day=TruncDate("bucket", tzinfo=tz))
         aggregates = {m.name: (Max(m.name) if m.merge == "max" else Sum(m.name)) for m in measures}
-        absorb(rows.values(*keys).annotate(**aggregates).order_by())
+        absorb(_grouped(rows, keys, aggregates))
     if split.raw:
         facts = rollup.facts().filter(_ranges_q("created_at", split.raw))
         for name, value in filters.items():
@@ -174,12 +195,22 @@ def usage(
             annotations["day"] = TruncDate("created_at", tzinfo=tz)
         if annotations:
             facts = facts.annotate(**annotations)
-        absorb(facts.values(*keys).annotate(**{m.name: m.aggregate() for m in measures}).order_by())
+        absorb(_grouped(facts, keys, {m.name: m.aggregate() for m in measures}))
 
     out = []
     for ident in sorted(merged, key=_sort_key):
         out.append({**dict(zip(keys, ident)), **merged[ident]})
     return out
+
+
+def _grouped(rows, keys: list[str], aggregates: dict[str, Any]) -> list[dict[str, Any]]:
+    """AGGREGATES of ROWS per KEYS, in the database. Without keys, one aggregate row
+    (`values()` with no fields would group by every column: a row per row)."""
+    if not keys:
+        found = rows.aggregate(**aggregates)
+        # The first measure of every kind counts facts: none counted, nothing to add.
+        return [found] if found[next(iter(aggregates))] else []
+    return list(rows.values(*keys).annotate(**aggregates).order_by())
 
 
 def _dimension_q(rollup, name: str, value: Any) -> Q:
@@ -234,3 +265,339 @@ def latency_percentile(row: dict[str, Any], fraction: float) -> int | None:
         seen += count
         lower = upper if upper is not None else lower
     return lower
+
+
+# --- gateway data and LLM stats ---
+
+
+class ModelHourUsage(TypedDict):
+    model_name: str
+    count: int
+    quota: int
+    token_used: int
+    created_at: datetime
+
+
+def usage_by_model_hour(*, start: datetime, end: datetime, user_id: int | None = None) -> list[ModelHourUsage]:
+    """LLM usage over [START, END) per UTC hour and model (of one account when USER_ID
+    is given), as the gateway data endpoints answer it: `count` the requests (failed
+    ones too), `quota` the consumed quota, `token_used` prompt + completion tokens,
+    `created_at` the hour's start. A partial edge hour is summed under its own hour.
+    Ordered by hour, then model."""
+    filters = {"user_id": user_id} if user_id is not None else {}
+    rows = usage("llm", start=start, end=end, group_by=("model_name",), filters=filters, series="hour")
+    out: list[ModelHourUsage] = [
+        {
+            "model_name": row["model_name"],
+            "count": int(row["requests"]),
+            "quota": int(row["quota"]),
+            "token_used": int(row["prompt_tokens"]) + int(row["completion_tokens"]),
+            "created_at": row["bucket"],
+        }
+        for row in rows
+    ]
+    # usage() orders by its group keys (model, hour); the gateway lists hour first.
+    out.sort(key=lambda item: (item["created_at"], item["model_name"]))
+    return out
+
+
+# The bot stats dialect's group_by names -> the LLM dimension each one reads.
+LLM_STATS_GROUPS = {"model": "model_name", "module": "module", "type": "request_type", "user": "user_id"}
+# The group of calls that do not say (no model, module, type or account).
+UNKNOWN_GROUP = "unknown"
+
+
+class LLMGroupStats(TypedDict):
+    requests: int
+    cost: Decimal
+    input_tokens: int
+    output_tokens: int
+    total_tokens: int
+
+
+class LLMStats(TypedDict):
+    total_requests: int
+    total_cost: Decimal
+    details_by_group: dict[str, LLMGroupStats]
+
+
+def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
+    """LLM calls over [START, END) grouped by GROUP_BY (a key of LLM_STATS_GROUPS):
+    requests, cost and tokens per group, and the totals. `user` groups by account and
+    names each group by its username (one more query, for the accounts seen). Groups
+    are ordered by requests, most first, then by name."""
+    if group_by not in LLM_STATS_GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(LLM_STATS_GROUPS)}")
+    dimension = LLM_STATS_GROUPS[group_by]
+    rows = usage("llm", start=start, end=end, group_by=(dimension,))
+    if group_by == "user":
+        ids = {row["user_id"] for row in rows if row["user_id"]}
+        usernames = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+        names = [usernames.get(row["user_id"]) or UNKNOWN_GROUP for row in rows]
+    else:
+        names = [row[dimension] or UNKNOWN_GROUP for row in rows]
+
+    groups: dict[str, LLMGroupStats] = {}
+    for name, row in zip(names, rows):
+        # Grouped rows, one per dimension value; two only meet here when a call
+        # names a group "unknown" while others name none.
+        group = groups.setdefault(
+            name, {"requests": 0, "cost": Decimal(0), "input_tokens": 0, "output_tokens": 0, "total_tokens": 0}
+        )
+        prompt, completion = int(row["prompt_tokens"]), int(row["completion_tokens"])
+        group["requests"] += int(row["requests"])
+        group["cost"] += _decimal(row["cost"])
+        group["input_tokens"] += prompt
+        group["output_tokens"] += completion
+        group["total_tokens"] += prompt + completion
+    ordered = dict(sorted(groups.items(), key=lambda item: (-item[1]["requests"], item[0])))
+    return {
+        "total_requests": sum(g["requests"] for g in ordered.values()),
+        "total_cost": sum((g["cost"] for g in ordered.values()), Decimal(0)),
+        "details_by_group": ordered,
+    }
+
+
+def _decimal(value: Any) -> Decimal:
+    # SQLite may hand a sum of decimals back as a float; str() keeps its shortest form.
+    return value if isinstance(value, Decimal) else Decimal(str(value or 0))
+
+
+# --- console stats and tool metering ---
+
+CENT = Decimal("0.01")
+
+
+def _mean_ms(total: int, count: int) -> int:
+    """TOTAL / COUNT milliseconds rounded half up to a whole number; 0 when nothing was timed."""
+    total, count = int(total), int(count)
+    return (2 * total + count) // (2 * count) if count else 0
+
+
+def _fraction(part: int, whole: int) -> float:
+    """PART / WHOLE as a 0..1 fraction to 4 places; 0 when there is no whole."""
+    if not whole:
+        return 0.0
+    return float((Decimal(int(part)) / Decimal(int(whole))).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP))
+
+
+def _money(value: Any) -> float:
+    """A cost to 2 places (half up), as the tool metering document writes money."""
+    exact = value if isinstance(value, Decimal) else Decimal(str(value or 0))
+    return float(exact.quantize(CENT, rounding=ROUND_HALF_UP))
+
+
+class ConsoleModelStat(TypedDict):
+    model: str
+    requests: int
+    tokens: int
+    avgLatency: int
+    errors: int
+    p95Latency: int | None
+
+
+def console_model_stats(*, start: datetime, end: datetime) -> list[ConsoleModelStat]:
+    """LLM calls over [START, END) per model, as the bot console shows them: requests,
+    prompt + completion tokens, errors, the mean latency of the calls that reported one
+    (0 when none did) and the 95th percentile estimated from the latency histogram
+    (None when none did). Most requested first, then by model. Two queries."""
+    rows = usage("llm", start=start, end=end, group_by=("model_name",))
+    out: list[ConsoleModelStat] = [
+        {
+            "model": row["model_name"],
+            "requests": int(row["requests"]),
+            "tokens": int(row["prompt_tokens"]) + int(row["completion_tokens"]),
+            "avgLatency": _mean_ms(row["latency_sum_ms"], row["latency_count"]),
+            "errors": int(row["errors"]),
+            "p95Latency": latency_percentile(row, 0.95),
+        }
+        for row in rows
+    ]
+    out.sort(key=lambda item: (-item["requests"], item["model"]))
+    return out
+
+
+class ConsoleToolStat(TypedDict):
+    name: str
+    calls: int
+    avgDuration: int
+    successRate: float
+
+
+def console_tool_stats(*, start: datetime, end: datetime) -> list[ConsoleToolStat]:
+    """Tool calls over [START, END) per tool (id and name), as the bot console shows
+    them: calls, the mean duration of the calls that reported one (0 when none did) and
+    the share that succeeded as a 0..1 fraction. Most called first, then by name (then
+    by tool id, when two tools share a name). Two queries."""
+    rows = usage("tools", start=start, end=end, group_by=("tool_id", "tool_name"))
+    ranked = sorted(rows, key=lambda row: (-int(row["calls"]), row["tool_name"], row["tool_id"]))
+    return [
+        {
+            "name": row["tool_name"],
+            "calls": int(row["calls"]),
+            "avgDuration": _mean_ms(row["duration_sum_ms"], row["duration_count"]),
+            "successRate": _fraction(row["successes"], row["calls"]),
+        }
+        for row in ranked
+    ]
+
+
+class ConsoleChannelStat(TypedDict):
+    id: int
+    name: str
+    status: str
+    requests: int
+    errors: int
+    avgLatency: int
+    lastUsed: datetime | None
+
+
+def console_channel_stats(*, start: datetime, end: datetime) -> list[ConsoleChannelStat]:
+    """Every channel with its LLM calls over [START, END): requests, errors, the mean
+    latency of the calls that reported one, and the time of the newest call (None, and
+    zeros, when it had no traffic). `status` is "active" for an enabled channel, else
+    "disabled". Calls that went through no channel are not listed. Busiest first, then
+    by id. Three queries: the channel table is a small dimension table."""
+    used = {row["channel_id"]: row for row in usage("llm", start=start, end=end, group_by=("channel_id",))}
+    out: list[ConsoleChannelStat] = []
+    for channel in Channel.objects.order_by("id").values("id", "name", "status"):
+        row = used.get(channel["id"])
+        out.append(
+            {
+                "id": channel["id"],
+                "name": channel["name"],
+                "status": "active" if channel["status"] == Channel.Status.ENABLED else "disabled",
+                "requests": int(row["requests"]) if row else 0,
+                "errors": int(row["errors"]) if row else 0,
+                "avgLatency": _mean_ms(row["latency_sum_ms"], row["latency_count"]) if row else 0,
+                "lastUsed": row["last_at"] if row else None,
+            }
+        )
+    out.sort(key=lambda item: (-item["requests"], item["id"]))
+    return out
+
+
+METERING_GROUPS = ("day", "hour", "tool")
+HOUR_LABEL = "%Y-%m-%d %H:%M"
+
+
+class MeteringPeriod(TypedDict):
+    start: str
+    end: str
+
+
+class MeteringSummary(TypedDict):
+    total_calls: int
+    success_calls: int
+    failed_calls: int
+    success_rate: float
+    total_cost: float
+    period: MeteringPeriod
+
+
+class MeteringTool(TypedDict):
+    tool_id: str
+    tool_name: str
+    calls: int
+    success: int
+    failed: int
+    cost: float
+
+
+class MeteringBucket(TypedDict):
+    date: str
+    calls: int
+    success: int
+    cost: float
+
+
+class ToolMetering(TypedDict):
+    summary: MeteringSummary
+    by_tool: list[MeteringTool]
+    by_date: list[MeteringBucket]
+
+
+def _day_start(day: date, tz: tzinfo) -> datetime:
+    return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
+
+
+def tool_metering(
+    *,
+    user_id: int,
+    start_day: date,
+    end_day: date,
+    now: datetime,
+    tool_id: str | None = None,
+    group_by: str = "day",
+    tz: tzinfo | None = None,
+) -> ToolMetering:
+    """One account's tool calls on the calendar days START_DAY..END_DAY (inclusive, in
+    TZ, default STATS_TIME_ZONE), up to NOW, optionally of one tool, as the tool
+    metering document answers: a summary, the tools (most called first, then by id)
+    and a series in which every day of the range has an entry (`group_by` "day" and
+    "tool"), or every hour ("hour": UTC hours labelled by their local start,
+    "YYYY-MM-DD HH:MM"; where midnight falls inside a UTC hour the day's first entry
+    starts at midnight). Days or hours after NOW are listed with zeros.
+    Six queries whatever the range."""
+    if group_by not in METERING_GROUPS:
+        raise ValueError(f"group_by must be one of {', '.join(METERING_GROUPS)}")
+    tz = tz or stats_zone()
+    start = _day_start(start_day, tz)
+    range_end = _day_start(end_day + timedelta(days=1), tz)
+    # Calls cannot have happened after now: the window stops there.
+    end = min(range_end, max(now, start))
+    filters: dict[str, Any] = {"user_id": user_id}
+    if tool_id:
+        filters["tool_id"] = tool_id
+    window = {"start": start, "end": end, "filters": filters, "tz": tz}
+
+    total = totals("tools", **window)
+    tools = usage("tools", group_by=("tool_id", "tool_name"), **window)
+    hourly = group_by == "hour"
+    series = usage("tools", series="hour" if hourly else "day", **window)
+
+    if hourly:
+        found = {row["bucket"]: row for row in series}
+        labels = []
+        hour = floor_hour(start)
+        while hour < range_end:
+            labels.append((hour, max(hour, start).astimezone(tz).strftime(HOUR_LABEL)))
+            hour += HOUR
+    else:
+        found = {row["day"]: row for row in series}
+        labels = [
+            (start_day + timedelta(days=n), (start_day + timedelta(days=n)).isoformat())
+            for n in range((end_day - start_day).days + 1)
+        ]
+
+    ranked = sorted(tools, key=lambda row: (-int(row["calls"]), row["tool_id"], row["tool_name"]))
+    return {
+        "summary": {
+            "total_calls": int(total["calls"]),
+            "success_calls": int(total["successes"]),
+            "failed_calls": int(total["failures"]),
+            "success_rate": _fraction(total["successes"], total["calls"]),
+            "total_cost": _money(total["cost"]),
+            "period": {"start": start_day.isoformat(), "end": end_day.isoformat()},
+        },
+        "by_tool": [
+            {
+                "tool_id": row["tool_id"],
+                "tool_name": row["tool_name"],
+                "calls": int(row["calls"]),
+                "success": int(row["successes"]),
+                "failed": int(row["failures"]),
+                "cost": _money(row["cost"]),
+            }
+            for row in ranked
+        ],
+        "by_date": [
+            {
+                "date": label,
+                "calls": int(found[key]["calls"]) if key in found else 0,
+                "success": int(found[key]["successes"]) if key in found else 0,
+                "cost": _money(found[key]["cost"]) if key in found else 0.0,
+            }
+            for key, label in labels
+        ],
+    }

@@ -14,6 +14,8 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -34,6 +36,12 @@ def _free_port() -> int:
 class Server:
     base: str
     env: dict[str, str]
+    process: subprocess.Popen | None = None
+    log_path: Path | None = None
+
+    @property
+    def port(self) -> int:
+        return int(self.base.rsplit(":", 1)[1])
 
     def manage(self, *args: str) -> str:
         result = subprocess.run(
@@ -81,23 +89,33 @@ def server_database(server_dir):
 
 
 @pytest.fixture(scope="module")
-def live_server_process(server_database, server_dir):
-    """One server for a test module (starting one takes seconds)."""
+def server_env() -> dict[str, str]:
+    """Extra environment for the module's server: a test module overrides this
+    fixture to set, say, short intervals."""
+    return {}
+
+
+@contextmanager
+def run_server(database_url: str, directory: Path, extra_env: dict[str, str] | None = None) -> Iterator[Server]:
+    """Migrate DATABASE_URL, serve it with uvicorn on a free loopback port, stop it after."""
+    directory.mkdir(parents=True, exist_ok=True)
     port = _free_port()
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))},
-        "DATABASE_URL": server_database,
-        "STATSITE_VAR_DIR": str(server_dir / "var"),
+        "DATABASE_URL": database_url,
+        "STATSITE_VAR_DIR": str(directory / "var"),
         "ALLOWED_HOSTS": "127.0.0.1,localhost",
+        **(extra_env or {}),
     }
-    server = Server(base=f"http://127.0.0.1:{port}", env=env)
+    server = Server(base=f"http://127.0.0.1:{port}", env=env, log_path=directory / "server.log")
     server.manage("migrate", "--noinput", "--verbosity", "0")
-    log = open(server_dir / "server.log", "w")
+    log = open(server.log_path, "w")
     proc = subprocess.Popen(
         [sys.executable, "-m", "uvicorn", "statsite.asgi:application", "--host", "127.0.0.1", "--port", str(port),
          "--lifespan", "off"],
         cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
     )
+    server.process = proc
     try:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
@@ -106,7 +124,7 @@ def live_server_process(server_database, server_dir):
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"server did not start: {(server_dir / 'server.log').read_text()}") from None
+                    raise RuntimeError(f"server did not start: {server.log_path.read_text()}") from None
                 time.sleep(0.1)
         yield server
     finally:
@@ -116,3 +134,10 @@ def live_server_process(server_database, server_dir):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+@pytest.fixture(scope="module")
+def live_server_process(server_database, server_dir, server_env):
+    """One server for a test module (starting one takes seconds)."""
+    with run_server(server_database, server_dir, server_env) as server:
+        yield server

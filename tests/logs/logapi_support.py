@@ -39,7 +39,8 @@ def _valid(serializer_class, fields: dict) -> dict:
 
 def record_calls(*calls: dict) -> list[Log]:
     """Store LLM calls through the ingest service; each dict is an ingest record
-    (`created_at` may be a datetime). Returns the rows, oldest id first."""
+    (`created_at` may be a datetime). Returns the rows oldest first (by time, then id:
+    a batch stores its error rows last, so ids alone do not follow the batch's order)."""
     records = []
     for call in calls:
         fields = {"model_name": "gpt-4", **call}
@@ -48,7 +49,7 @@ def record_calls(*calls: dict) -> list[Log]:
         records.append(_valid(LLMCallRecordSerializer, fields))
     before = Log.objects.order_by("-id").values_list("id", flat=True).first() or 0
     store_batch(record_llm_calls, records)
-    return list(Log.objects.filter(id__gt=before).order_by("id"))
+    return list(Log.objects.filter(id__gt=before).order_by("created_at", "id"))
 
 
 def record_other_logs(*logs: dict) -> list[Log]:
@@ -60,7 +61,7 @@ def record_other_logs(*logs: dict) -> list[Log]:
         records.append(_valid(LogRecordSerializer, fields))
     before = Log.objects.order_by("-id").values_list("id", flat=True).first() or 0
     store_batch(record_logs, records)
-    return list(Log.objects.filter(id__gt=before).order_by("id"))
+    return list(Log.objects.filter(id__gt=before).order_by("created_at", "id"))
 
 
 def record_tools(*calls: dict) -> None:

@@ -202,8 +202,9 @@ def test_a_dimension_pair_no_grain_holds_is_answered_from_raw_rows(dataset, djan
     assert sum(r["requests"] for r in rows) == Log.objects.llm_calls().count()
 
 
-def test_a_query_costs_two_queries_whatever_the_window(dataset, django_assert_max_num_queries):
-    with django_assert_max_num_queries(2):
+def test_a_query_costs_three_queries_whatever_the_window(dataset, django_assert_max_num_queries):
+    # The rollups, the raw edges, and (once a minute) the purge horizon.
+    with django_assert_max_num_queries(3):
         selectors.usage("llm", start=h(0.5), end=h(71.5), group_by=("model_name",), series="day")
 
 
@@ -213,6 +214,23 @@ def test_totals_after_a_purge_come_from_the_rollups(dataset):
     after = selectors.totals("llm", start=h(0), end=h(72))
     assert after["requests"] == before["requests"]
     assert after["prompt_tokens"] == before["prompt_tokens"]
+
+
+def test_an_edge_hour_before_the_purge_horizon_counts_its_whole_bucket(dataset):
+    whole_hour = selectors.totals("llm", start=h(10), end=h(11))["requests"]
+    purge("logs", before=h(10.5))
+    # The raw rows of 10:00-10:30 are gone; the bucket is the only full record left.
+    assert selectors.totals("llm", start=h(10.25), end=h(11))["requests"] == whole_hour
+    # After the horizon, edges stay exact.
+    later = Log.objects.llm_calls().filter(created_at__gte=h(20.25), created_at__lt=h(21)).count()
+    assert selectors.totals("llm", start=h(20.25), end=h(21))["requests"] == later
+
+
+def test_no_grouping_is_one_aggregate_not_a_row_per_bucket(dataset, django_assert_max_num_queries):
+    with django_assert_max_num_queries(3):
+        rows = selectors.usage("llm", start=h(0.5), end=h(71.5))
+    assert len(rows) == 1
+    assert rows[0]["requests"] == Log.objects.llm_calls().filter(created_at__gte=h(0.5), created_at__lt=h(71.5)).count()
 
 
 def test_totals_of_an_empty_window_are_zero():

@@ -1,4 +1,4 @@
-"""`manage.py rollups rebuild|check [--since ISO] [--kind llm|tools]`."""
+"""`manage.py rollups rebuild|check [--since ISO] [--kind llm|tools|messages]`."""
 
 from __future__ import annotations
 
