@@ -8,6 +8,8 @@ WORKERS ?= 1
 # The PostgreSQL the suite also runs against (its test database is created beside it).
 PG_TEST_URL ?= postgres://postgres@127.0.0.1:5432/test
 PYTEST_ARGS ?=
+# Test processes (pytest-xdist): one per core.
+PYTEST_WORKERS ?= auto
 # Benchmark scale: LLM calls in the generated PostgreSQL data set.
 SCALE ?= 1000000
 
@@ -39,13 +41,13 @@ test: test-sqlite test-postgres
 
 test-sqlite: $(VENV)/.installed-test
 	@echo "== test suite on SQLite"
-	env -u DATABASE_URL $(BIN)/pytest $(PYTEST_ARGS)
+	env -u DATABASE_URL $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Outside CI a missing PostgreSQL is reported and skipped; in CI (CI set) it fails the run.
 test-postgres: $(VENV)/.installed-test
 	@if $(BIN)/python -c "import psycopg; psycopg.connect('$(PG_TEST_URL)', connect_timeout=3).close()" 2>/dev/null; then \
 		echo "== test suite on PostgreSQL ($(PG_TEST_URL))"; \
-		DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest $(PYTEST_ARGS); \
+		DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -n $(PYTEST_WORKERS) $(PYTEST_ARGS); \
 	elif [ -n "$$CI" ]; then \
 		echo "PostgreSQL is not reachable at $(PG_TEST_URL): the PostgreSQL run is required in CI." >&2; exit 1; \
 	else \
