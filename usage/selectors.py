@@ -133,11 +133,13 @@ def usage(
     filters: dict[str, Any] | None = None,
     series: str | None = None,
     tz: tzinfo | None = None,
+    measures: Sequence[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Sums of KIND's rollup measures ("llm" or "tools") over [START, END), one dict per
-    group: the GROUP_BY dimension values, then `bucket` (series="hour": the UTC hour) or
-    `day` (series="day": the date in TZ, default STATS_TIME_ZONE), then every measure.
-    FILTERS are exact matches on dimensions. Sorted by the group keys."""
+    """Sums of KIND's rollup measures ("llm", "tools" or "messages") over [START, END),
+    one dict per group: the GROUP_BY dimension values, then `bucket` (series="hour": the
+    UTC hour) or `day` (series="day": the date in TZ, default STATS_TIME_ZONE), then the
+    MEASURES asked for (default every one; asking for fewer saves work in the database
+    and here). FILTERS are exact matches on dimensions. Sorted by the group keys."""
     rollup = spec(kind)
     filters = dict(filters or {})
     if series not in (None, *SERIES):
@@ -156,7 +158,16 @@ def usage(
     elif split.raw:
         split = _history_from_rollups(split, horizon(kind, cached=True))
 
-    measures = rollup.measures
+    if measures is None:
+        chosen = rollup.measures
+    else:
+        missing = set(measures) - set(rollup.measure_names)
+        if missing:
+            raise ValueError(f"unknown measures for {kind}: {sorted(missing)}")
+        # The counting measure always comes first: it tells an empty aggregate apart.
+        wanted = {rollup.measures[0].name, *measures}
+        chosen = tuple(m for m in rollup.measures if m.name in wanted)
+    measures = chosen
     series_key = {"hour": "bucket", "day": "day"}.get(series or "")
     keys = [*group_by, *([series_key] if series_key else [])]
     merged: dict[tuple, dict[str, Any]] = {}
@@ -285,7 +296,10 @@ def usage_by_model_hour(*, start: datetime, end: datetime, user_id: int | None =
     `created_at` the hour's start. A partial edge hour is summed under its own hour.
     Ordered by hour, then model."""
     filters = {"user_id": user_id} if user_id is not None else {}
-    rows = usage("llm", start=start, end=end, group_by=("model_name",), filters=filters, series="hour")
+    rows = usage(
+        "llm", start=start, end=end, group_by=("model_name",), filters=filters, series="hour",
+        measures=("requests", "quota", "prompt_tokens", "completion_tokens"),
+    )
     out: list[ModelHourUsage] = [
         {
             "model_name": row["model_name"],
@@ -329,7 +343,10 @@ def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
     if group_by not in LLM_STATS_GROUPS:
         raise ValueError(f"group_by must be one of {', '.join(LLM_STATS_GROUPS)}")
     dimension = LLM_STATS_GROUPS[group_by]
-    rows = usage("llm", start=start, end=end, group_by=(dimension,))
+    rows = usage(
+        "llm", start=start, end=end, group_by=(dimension,),
+        measures=("requests", "cost", "prompt_tokens", "completion_tokens"),
+    )
     if group_by == "user":
         ids = {row["user_id"] for row in rows if row["user_id"]}
         usernames = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
