@@ -13,7 +13,7 @@ PYTEST_WORKERS ?= auto
 # Benchmark scale: LLM calls in the generated PostgreSQL data set.
 SCALE ?= 1000000
 
-.PHONY: run install test test-sqlite test-postgres bench check clean
+.PHONY: run install test test-sqlite test-postgres drills bench check clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -53,6 +53,12 @@ test-postgres: $(VENV)/.installed-test
 	else \
 		echo "WARNING: PostgreSQL is not reachable at $(PG_TEST_URL); the PostgreSQL run was skipped (CI would fail)." >&2; \
 	fi
+
+## drills: fault drills (load, crash, database restart, purge under load) against the real
+## server on PostgreSQL, one at a time; DRILL_SECONDS (default 60) is the load drill's length.
+drills: $(VENV)/.installed-test
+	@echo "== fault drills on PostgreSQL ($(PG_TEST_URL))"
+	DATABASE_URL=$(PG_TEST_URL) $(BIN)/pytest -p no:xdist -m drill -s tests/e2e/test_drills.py $(PYTEST_ARGS)
 
 ## bench: generate (or reuse) a PostgreSQL data set of SCALE LLM calls and measure through HTTP.
 bench: install

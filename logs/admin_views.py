@@ -4,7 +4,13 @@
    the page counts the rows that would go and asks to type that number, or the
    word "purge", to confirm.
 2. The confirmed purge runs through `logs.services.purge`, the same batched delete
-   as the API and `manage.py purge`, and the result is reported as a message.
+   as the API and `manage.py purge`, and the result is reported as a message (with
+   the number of batches when there were several). A purge that outlasts
+   PURGE_TIME_BUDGET stops after the batch in hand and says how far it got and what
+   remains, so no request timeout cuts it short unreported; counting again continues.
+3. Every purge that deleted rows leaves an audit row: a manage log (type 3, level
+   info) naming the staff member, "purged N logs created before …", with `other` =
+   {kind, before, log_type, deleted, batches, complete}.
 
 Staff only (the admin site's `admin_view` wrapper), and a kind is offered only
 to users allowed to delete its model. Very large purges are better run with
@@ -14,6 +20,7 @@ to users allowed to delete its model. Very large purges are better run with
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime
 
 from django import forms
@@ -39,6 +46,14 @@ KINDS: dict[str, tuple[str, type[models.Model]]] = {
     "messages": ("chat messages", Message),
 }
 CONFIRM_WORD = "purge"
+# Rows per batch (each its own short transaction), and how long one request may keep
+# deleting before it stops and reports (well under a proxy's usual 60 s timeout).
+PURGE_BATCH_SIZE = 5000
+PURGE_TIME_BUDGET = 20.0
+
+
+class _OutOfTime(Exception):
+    """Raised from the progress callback, after a batch has committed, to stop a purge."""
 
 
 def allowed_kinds(user) -> list[tuple[str, str]]:
@@ -120,10 +135,24 @@ def purge_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
         form = ConfirmPurgeForm(request.POST, kinds=kinds)
         if form.is_valid():
             kind, cutoff, log_type = (form.cleaned_data[k] for k in ("kind", "before", "log_type"))
-            deleted = purge(kind, before=cutoff, log_type=log_type)
             what = _describe(kind, cutoff, log_type)
+            deleted, batches, complete = _run_purge(kind, cutoff, log_type)
             logger.info("%s purged %d %s from the admin", request.user.get_username(), deleted, what)
-            messages.success(request, f"Purged {deleted} {what}.")
+            if deleted:
+                _audit(request, kind=kind, cutoff=cutoff, log_type=log_type, deleted=deleted, batches=batches,
+                       complete=complete, what=what)
+            if complete:
+                messages.success(request, f"Purged {deleted} {what}.")
+                if batches > 1:
+                    messages.info(request, f"Deleted in {batches} batches of up to {PURGE_BATCH_SIZE} rows.")
+            else:
+                remaining = purgeable(kind, before=cutoff, log_type=log_type).count()
+                messages.warning(
+                    request,
+                    f"Stopped after {PURGE_TIME_BUDGET:g} s so the request ends in time: purged {deleted} {what} "
+                    f"in {batches} batch{'' if batches == 1 else 'es'}; {remaining} remain. "
+                    "Count again to continue, or use manage.py purge.",
+                )
             return HttpResponseRedirect(reverse(f"{site.name}:purge"))
         return _confirm_step(request, context, form)
 
@@ -150,6 +179,48 @@ def purge_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
         form = PurgeForm(initial={"kind": request.GET.get("kind")}, kinds=kinds)
 
     return TemplateResponse(request, "admin/purge.html", {**context, "stage": "choose", "form": form})
+
+
+def _run_purge(kind: str, cutoff: datetime, log_type: int | None) -> tuple[int, int, bool]:
+    """Purge in batches until done or PURGE_TIME_BUDGET is spent: (deleted, batches, complete).
+    Every batch is committed before the budget is checked, so stopping loses nothing."""
+    deadline = time.monotonic() + PURGE_TIME_BUDGET
+    done = {"deleted": 0, "batches": 0}
+
+    def progress(count: int) -> None:
+        done["deleted"] += count
+        done["batches"] += 1
+        if time.monotonic() > deadline:
+            raise _OutOfTime
+
+    try:
+        deleted = purge(kind, before=cutoff, log_type=log_type, batch_size=PURGE_BATCH_SIZE, progress=progress)
+    except _OutOfTime:
+        return done["deleted"], done["batches"], False
+    return deleted, done["batches"], True
+
+
+def _audit(
+    request: HttpRequest, *, kind: str, cutoff: datetime, log_type: int | None, deleted: int, batches: int,
+    complete: bool, what: str,
+) -> None:
+    """The manage log that says who purged what: shown in the logs like any other."""
+    user = request.user
+    Log.objects.create(
+        type=Log.Type.MANAGE,
+        level=Log.Level.INFO,
+        user=user,
+        username=user.get_username(),
+        content=f"purged {deleted} {what}" + ("" if complete else " (stopped early; some remain)"),
+        other={
+            "kind": kind,
+            "before": iso_utc(cutoff),
+            "log_type": log_type,
+            "deleted": deleted,
+            "batches": batches,
+            "complete": complete,
+        },
+    )
 
 
 def _confirm_step(request: HttpRequest, context: dict, form: ConfirmPurgeForm) -> HttpResponse:

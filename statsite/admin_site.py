@@ -1,4 +1,5 @@
-"""The admin site: Django's own, plus a staff-only purge page at /admin/purge/.
+"""The admin site: Django's own, plus staff-only pages: the purge page at /admin/purge/
+and the usage dashboard at /admin/dashboard/.
 
 It replaces the default site through `AdminConfig.default_site` (the documented
 way), so `django.contrib.admin.site`, `@admin.register` and every third-party
@@ -22,12 +23,21 @@ class StatsiteAdminSite(admin.AdminSite):
     def get_urls(self) -> list[URLPattern | URLResolver]:
         # admin_view() gives the page the admin's staff check (non-staff go to the
         # login page), CSRF protection and no caching.
-        return [path("purge/", self.admin_view(self.purge_view), name="purge"), *super().get_urls()]
+        return [
+            path("purge/", self.admin_view(self.purge_view), name="purge"),
+            path("dashboard/", self.admin_view(self.dashboard_view), name="dashboard"),
+            *super().get_urls(),
+        ]
 
     def purge_view(self, request: HttpRequest) -> HttpResponse:
         from logs.admin_views import purge_page  # needs models, so only once the apps are ready
 
         return purge_page(request, site=self)
+
+    def dashboard_view(self, request: HttpRequest) -> HttpResponse:
+        from statsite.dashboard_views import dashboard_page  # needs models, so only once the apps are ready
+
+        return dashboard_page(request, site=self)
 
 
 class StatsiteAdminConfig(AdminConfig):

@@ -356,7 +356,13 @@ def validate_records(
     found = serializer.errors
     # A list aligned with the items, or (newer DRF) a dict of the bad items' indexes.
     pairs = sorted(found.items()) if isinstance(found, dict) else enumerate(found)
-    errors = [{"index": int(index), "errors": echo_safe(detail)} for index, detail in pairs if detail]
+    # An item that is not an object has no fields: its messages go under
+    # `non_field_errors`, so `errors` is always field → messages, as documented.
+    errors = [
+        {"index": int(index), "errors": echo_safe(detail if isinstance(detail, dict) else {"non_field_errors": detail})}
+        for index, detail in pairs
+        if detail
+    ]
     return [], errors
 
 

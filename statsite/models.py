@@ -61,7 +61,9 @@ class Credential(models.Model):
     @classmethod
     def find(cls, raw: str):
         """The active credential whose secret is RAW, or None."""
-        if not raw.startswith(cls.key_prefix):
+        # Secrets are printable ASCII; anything else (a NUL, which PostgreSQL refuses
+        # in a query parameter, or latin-1 bytes) cannot be one and never reaches the database.
+        if not raw.startswith(cls.key_prefix) or not (raw.isascii() and raw.isprintable()):
             return None
         prefix = credentials.lookup_prefix(raw, cls.key_prefix)
         for candidate in cls.objects.active().filter(prefix=prefix).select_related(*cls.find_related):

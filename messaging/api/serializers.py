@@ -129,7 +129,12 @@ class ChatStatsParamsSerializer(serializers.Serializer):
 
 
 def _object(properties: dict[str, dict], **extra) -> dict:
-    return {"type": "object", "properties": properties, "required": list(properties), **extra}
+    # Closed objects: the shapes below differ only by which keys they have, so an
+    # open object would match several `oneOf` branches at once (an invalid answer).
+    return {
+        "type": "object", "properties": properties, "required": list(properties), "additionalProperties": False,
+        **extra,
+    }
 
 
 def _map_of(value: dict, description: str) -> dict:

@@ -124,6 +124,10 @@ def authenticate_stream(meta: dict[str, Any], token: str | None) -> Any | None:
     credential). None when no credential was sent. Runs queries: call it off the loop."""
     requests = [_request_with(meta)]
     if token is not None:
+        # A query string may hold any character; a header (which the token is read as)
+        # only latin-1 ones. A token that is not printable ASCII cannot be a credential.
+        if not (token.isascii() and token.strip().isprintable()):
+            raise Refused("Invalid or revoked token", 401)
         requests.append(_request_with({"HTTP_AUTHORIZATION": f"Bearer {token.strip()}"}))
     for request in requests:
         for method in (ApiKeyAuthentication(), BearerAuthentication()):
