@@ -100,13 +100,23 @@ def log_in(browser, server, username: str, password: str) -> None:
 def click_and_wait(browser, element) -> None:
     """Click ELEMENT and wait until the page it was on has been replaced: reading the
     next page before it loads would read the old one."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.common.by import By
-    from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     page = browser.find_element(By.TAG_NAME, "html")
     element.click()
-    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(page))
+
+    def replaced(_driver) -> bool:
+        try:
+            page.is_enabled()
+        except WebDriverException:
+            # Stale, or Chromium's "node does not belong to the document" when the
+            # check lands mid-navigation: either way the old page is gone.
+            return True
+        return False
+
+    WebDriverWait(browser, 15).until(replaced)
 
 
 def card(browser, label: str) -> int:
