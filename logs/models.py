@@ -14,7 +14,7 @@ from django.db import models
 from django.utils import timezone
 
 from logs.querysets import LogQuerySet
-from usage.models import COST_DIGITS
+from usage.models import COST_DIGITS, EARLIEST_FACT
 
 
 class Log(models.Model):
@@ -69,6 +69,16 @@ class Log(models.Model):
     objects = LogQuerySet.as_manager()
 
     class Meta:
+        constraints = [
+            # Only error rows record a failure: among LLM calls, type 2 is exactly a success,
+            # which lets the rollups' success and error counts stand for the two types.
+            models.CheckConstraint(
+                condition=models.Q(type=4, success=False) | (~models.Q(type=4) & models.Q(success=True)),
+                name="log_success_matches_type",
+            ),
+            # Ingest refuses older facts; the all-time rollups count from here (usage.rollups).
+            models.CheckConstraint(condition=models.Q(created_at__gte=EARLIEST_FACT), name="log_not_before_2000"),
+        ]
         indexes = [
             # /api/log/ page ordering (created_at desc, id desc) and purge by age.
             models.Index(fields=["created_at", "id"], name="log_time_idx"),

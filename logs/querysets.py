@@ -26,6 +26,14 @@ TYPE_NAMES: dict[str, int] = {
 }
 
 
+# What makes a log row an LLM call (is_llm_call says the same of a row in hand).
+LLM_CALL = Q(type=CONSUME) | (Q(type=ERROR) & ~Q(model_name=""))
+
+
+def is_llm_call(log_type: int, model_name: str) -> bool:
+    return log_type == CONSUME or (log_type == ERROR and model_name != "")
+
+
 def type_named(keyword: str) -> int | None:
     """The log type KEYWORD names (`2`, `consume`, `Consume`, `消费`), or None."""
     word = keyword.strip().lower()
@@ -55,34 +63,15 @@ class LogQuerySet(TimeWindowQuerySet):
     def llm_calls(self):
         """Successful and failed LLM calls: consume rows, and error rows that name a model
         (the rows the LLM rollups count; see usage.rollups)."""
-        return self.filter(Q(type=2) | (Q(type=4) & ~Q(model_name="")))
+        return self.filter(LLM_CALL)
+
+    def not_llm_calls(self):
+        """Every other row: top-ups, management, system events, errors that name no model
+        (the rows the event rollups count)."""
+        return self.exclude(LLM_CALL)
 
     def of_relay_key(self, key):
         return self.filter(token=key)
-
-    def matching(
-        self,
-        *,
-        username: str | None = None,
-        token_name: str | None = None,
-        model_name: str | None = None,
-        channel: int | None = None,
-        group: str | None = None,
-    ):
-        """The gateway's dimension filters, each an exact match; None (and channel 0,
-        which the gateway uses for "any channel") leaves a dimension open."""
-        qs = self
-        if username is not None:
-            qs = qs.filter(username=username)
-        if token_name is not None:
-            qs = qs.filter(token_name=token_name)
-        if model_name is not None:
-            qs = qs.filter(model_name=model_name)
-        if channel:
-            qs = qs.filter(channel_id=channel)
-        if group is not None:
-            qs = qs.filter(group=group)
-        return qs
 
     def search(self, keyword: str):
         """Rows whose type KEYWORD names, or whose content contains it (any case).

@@ -9,19 +9,22 @@ from django.db import transaction
 from django.db.models import Subquery
 
 from logs.models import Log
+from logs.querysets import is_llm_call
 from messaging.models import Message
-from statsite.ingest import chunked, first_of_each, in_key_order, resolve_accounts
+from statsite.ingest import FactRows, each_part, first_of_each, in_key_order, resolve_accounts
 from statsite.system.notify import announce_errors, serialise_error_commits
 from usage import rollups
 from usage.models import RawDataHorizon, ToolCall
 from usage.services import mark_keys_used, price_call, prices_for, resolve_channels, resolve_relay_keys
 
+LOG_ROWS = FactRows(Log)
+
 
 def _stored_request_ids(records: list[dict]) -> set[str]:
     ids = [r["request_id"] for r in records if r.get("request_id")]
     stored: set[str] = set()
-    for part in chunked(ids):
-        stored.update(Log.objects.filter(request_id__in=part).values_list("request_id", flat=True))
+    for where in each_part("request_id", ids):
+        stored.update(Log.objects.filter(where).values_list("request_id", flat=True))
     return stored
 
 
@@ -29,24 +32,35 @@ def _fresh(records: list[dict]) -> list[dict]:
     return first_of_each(records, lambda r: r.get("request_id") or None, _stored_request_ids(records))
 
 
-def _insert(rows: list[Log]) -> None:
-    """Insert ROWS and count them in the rollups, error rows last.
+def _insert(rows: list[tuple]) -> None:
+    """Insert ROWS (LOG_ROWS rows) and count them in the rollups, error rows last.
 
-    Error rows go in under the commit-order lock (statsite.system.notify), as the last
-    statement before the commit, so that lock is held for one small insert rather than
-    the whole batch: concurrent batches still run side by side, and error ids still grow
-    in commit order for the event stream. The rollups are counted before it (they need
-    no ids); an error log that names a model is a failed LLM call, and counts as one."""
+    Error rows go in under the commit-order lock (statsite.system.notify), after the
+    others, so the lock is held for the end of the transaction only — the error rows'
+    insert and the rollup increments — and error ids still grow in commit order for
+    the event stream; the rest of concurrent batches runs side by side. The rollups
+    count every row, by its id, once all are in: a batch waiting for that lock has
+    counted nothing yet, so it holds no rollup row the holder could wait for."""
     ordered = in_key_order(rows, lambda row: row.request_id)
     errors = [row for row in ordered if row.type == Log.Type.ERROR]
     others = [row for row in ordered if row.type != Log.Type.ERROR]
-    if others:
-        Log.objects.bulk_create(others)
-    rollups.apply("llm", rows)
+    stored = LOG_ROWS.insert(others) if others else []
     if errors:
         serialise_error_commits(True)
-        Log.objects.bulk_create(errors)
+        errors = LOG_ROWS.insert(errors)
+    _count(stored + errors)
+    if errors:
         announce_errors(errors)
+
+
+def _count(rows: list) -> None:
+    """Add inserted log ROWS to the rollups: LLM calls (an error log that names a model
+    is a failed call) to the LLM rollups, every other row to the event rollups."""
+    calls = [row for row in rows if is_llm_call(row.type, row.model_name)]
+    if calls:
+        rollups.apply("llm", calls)
+    if len(calls) < len(rows):
+        rollups.apply("events", [row for row in rows if not is_llm_call(row.type, row.model_name)])
 
 
 def module_of(record: dict) -> str:
@@ -79,16 +93,17 @@ def record_llm_calls(records: list[dict]) -> int:
             error = record.get("error") or content or "LLM call failed"
             content = content or error
             other.setdefault("error", error)
+        username = record.get("username", "")
         rows.append(
-            Log(
+            LOG_ROWS.row(
                 type=Log.Type.CONSUME if success else Log.Type.ERROR,
                 level=Log.Level.INFO if success else Log.Level.ERROR,
                 success=success,
-                user=accounts.get(record.get("username", "")),
-                username=record.get("username", ""),
+                user_id=accounts.get(username),
+                username=username,
                 created_at=record["created_at"],
                 content=content,
-                token=key,
+                token_id=key.pk if key else None,
                 token_name=record.get("token_name") or (key.name if key else ""),
                 model_name=record["model_name"],
                 quota=quota,
@@ -98,7 +113,7 @@ def record_llm_calls(records: list[dict]) -> int:
                 latency_ms=latency,
                 use_time=round(latency / 1000) if latency is not None else 0,
                 is_stream=record.get("is_stream", False),
-                channel=channel,
+                channel_id=channel.pk if channel else None,
                 group=record.get("group", ""),
                 ip=record.get("ip") or None,
                 other=other,
@@ -120,11 +135,11 @@ def record_logs(records: list[dict]) -> int:
         return 0
     accounts = resolve_accounts(r.get("username", "") for r in fresh)
     rows = [
-        Log(
+        LOG_ROWS.row(
             type=r["type"],
             level=r.get("level") or (Log.Level.ERROR if r["type"] == Log.Type.ERROR else Log.Level.INFO),
             success=r["type"] != Log.Type.ERROR,
-            user=accounts.get(r.get("username", "")),
+            user_id=accounts.get(r.get("username", "")),
             username=r.get("username", ""),
             created_at=r["created_at"],
             content=r.get("content", ""),
@@ -139,7 +154,6 @@ def record_logs(records: list[dict]) -> int:
     ]
     _insert(rows)
     return len(rows)
-
 
 
 # --- purge ------------------------------------------------------------------------

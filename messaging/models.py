@@ -6,7 +6,7 @@ from django.db import models
 from django.utils import timezone
 
 from messaging.querysets import ChatQuerySet, MessageQuerySet
-from usage.models import Rollup
+from usage.models import EARLIEST_FACT, Rollup
 
 
 class Chat(models.Model):
@@ -61,6 +61,7 @@ class Message(models.Model):
         constraints = [
             # Ingest retries: a message id is stored once per chat.
             models.UniqueConstraint(fields=["chat", "message_id"], name="message_unique_per_chat"),
+            models.CheckConstraint(condition=models.Q(created_at__gte=EARLIEST_FACT), name="message_not_before_2000"),
         ]
         indexes = [
             # /messages/recent and purge by age.

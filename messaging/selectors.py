@@ -22,8 +22,13 @@ from django.utils import timezone
 from messaging.models import Chat, MessageRollup, Participant
 from statsite.ingest import chunked
 from statsite.periods import BEGINNING, console_period, local_midnight
+from usage.rollups import stored_grain
 from usage.selectors import stats_zone, usage
 
+# The measures each statistic reads (asking for fewer saves work; see usage()).
+COUNT = ("messages",)
+LATEST = ("messages", "last_at")
+TOKENS = ("requests", "prompt_tokens", "completion_tokens")
 # The name shown for a chat or a person whose name was never recorded.
 UNKNOWN = "unknown"
 # The user_stats key of received messages that carry no sender.
@@ -48,7 +53,7 @@ class MessageCounts(TypedDict):
 
 def message_counts(*, start: datetime, end: datetime) -> MessageCounts:
     """Messages over [START, END): `sent` by the bot and `received` by it (everyone else's)."""
-    rows = usage("messages", start=start, end=end, group_by=("sent_by_bot",))
+    rows = usage("messages", start=start, end=end, group_by=("sent_by_bot",), measures=COUNT)
     counts: MessageCounts = {"sent": 0, "received": 0}
     for row in rows:
         counts["sent" if row["sent_by_bot"] else "received"] += int(row["messages"])
@@ -87,7 +92,7 @@ def messages_by_chat(
     bot = source == "bot"
     by_sender = by_sender and not bot
     group_by = ("chat_id", "sender_id") if by_sender else ("chat_id",)
-    rows = usage("messages", start=start, end=end, group_by=group_by, filters={"sent_by_bot": bot})
+    rows = usage("messages", start=start, end=end, group_by=group_by, filters={"sent_by_bot": bot}, measures=COUNT)
 
     totals: dict[int, int] = {}
     per_sender: dict[int, dict[int, int]] = {}
@@ -148,7 +153,9 @@ def _private_peers(chat_pks: Iterable[int]) -> dict[int, int]:
     peers: dict[int, int] = {}
     for part in _ids(chat_pks):
         rows = (
-            MessageRollup.objects.filter(grain="chat_sender", sent_by_bot=False, chat_id__in=part, sender_id__gt=0)
+            MessageRollup.objects.filter(
+                grain=stored_grain("chat_sender", "all"), sent_by_bot=False, chat_id__in=part, sender_id__gt=0
+            )
             .values("chat_id")
             .annotate(peer=Min("sender_id"))
             .order_by()
@@ -218,7 +225,7 @@ def console_stats(
         if message_filters is None:
             return []
         extra = kwargs.pop("filters", {})
-        return usage("messages", filters={**message_filters, **extra}, tz=tz, **kwargs)
+        return usage("messages", filters={**message_filters, **extra}, tz=tz, measures=COUNT, **kwargs)
 
     days: dict[date, ConsoleDay] = {}
 
@@ -229,9 +236,9 @@ def console_stats(
     window = {"start": daily_start, "end": end, "series": "day"}
     for row in messages(group_by=("sent_by_bot",), **window):
         daily_sums.add_messages(row, day(row["day"]))
-    for row in usage("llm", filters=other_filters, tz=tz, **window):
+    for row in usage("llm", filters=other_filters, tz=tz, measures=TOKENS, **window):
         daily_sums.add_llm(row, day(row["day"]))
-    for row in usage("tools", filters=other_filters, tz=tz, **window):
+    for row in usage("tools", filters=other_filters, tz=tz, measures=("calls",), **window):
         daily_sums.add_tools(row, day(row["day"]))
 
     sums = daily_sums
@@ -310,9 +317,9 @@ def _period_sums(*, start: datetime, end: datetime, messages, other_filters: dic
     for row in messages(start=start, end=end, group_by=("sent_by_bot",)):
         sums.add_messages(row)
     window = {"start": start, "end": end, "filters": other_filters, "tz": tz}
-    for row in usage("llm", group_by=("chat_id",) if other_filters else ("model_name",), **window):
+    for row in usage("llm", group_by=("chat_id",) if other_filters else ("model_name",), measures=TOKENS, **window):
         sums.add_llm(row)
-    for row in usage("tools", group_by=("chat_id",) if other_filters else ("tool_id",), **window):
+    for row in usage("tools", group_by=("chat_id",) if other_filters else ("tool_id",), measures=("calls",), **window):
         sums.add_tools(row)
     return sums
 
@@ -362,10 +369,14 @@ def user_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime 
     window = {"start": BEGINNING, "end": end}
     wrote = {
         row["sender_id"]: row
-        for row in usage("messages", group_by=("sender_id",), filters={"sent_by_bot": False}, **window)
+        for row in usage("messages", group_by=("sender_id",), filters={"sent_by_bot": False}, measures=LATEST, **window)
         if row["sender_id"]
     }
-    used = {row["user_id"]: row for row in usage("llm", group_by=("user_id",), **window) if row["user_id"]}
+    used = {
+        row["user_id"]: row
+        for row in usage("llm", group_by=("user_id",), measures=(*TOKENS, "last_at"), **window)
+        if row["user_id"]
+    }
 
     people = _participants(wrote)
     usernames: dict[int, str] = {}
@@ -411,12 +422,19 @@ def group_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime
     wrote there; `last_active` is the newest message or LLM call in the chat."""
     end = now or timezone.now()
     window = {"start": BEGINNING, "end": end}
-    traffic = {row["chat_id"]: row for row in usage("messages", group_by=("chat_id",), **window)}
+    traffic = {row["chat_id"]: row for row in usage("messages", group_by=("chat_id",), measures=LATEST, **window)}
     writers: dict[int, int] = {}
-    for row in usage("messages", group_by=("chat_id", "sender_id"), filters={"sent_by_bot": False}, **window):
+    writing = usage(
+        "messages", group_by=("chat_id", "sender_id"), filters={"sent_by_bot": False}, measures=COUNT, **window
+    )
+    for row in writing:
         if row["sender_id"]:
             writers[row["chat_id"]] = writers.get(row["chat_id"], 0) + 1
-    used = {row["chat_id"]: row for row in usage("llm", group_by=("chat_id",), **window) if row["chat_id"]}
+    used = {
+        row["chat_id"]: row
+        for row in usage("llm", group_by=("chat_id",), measures=(*TOKENS, "last_at"), **window)
+        if row["chat_id"]
+    }
 
     groups: dict[int, dict[str, Any]] = {}
     for part in _ids(traffic):

@@ -5,9 +5,11 @@ from __future__ import annotations
 from django.db import IntegrityError
 
 from messaging.models import Chat, Message, Participant
-from statsite.ingest import chunked, first_of_each, in_key_order
+from statsite.ingest import FactRows, each_part, first_of_each, in_key_order
 from usage import rollups
 from usage.services import after_commit
+
+MESSAGE_ROWS = FactRows(Message)
 
 
 def _resolve(model, key_field: str, wanted: dict[str, dict]) -> dict[str, object]:
@@ -15,15 +17,15 @@ def _resolve(model, key_field: str, wanted: dict[str, dict]) -> dict[str, object
     attributes that changed are updated after the commit (newest ingest wins)."""
     found: dict[str, object] = {}
     keys = sorted(wanted)
-    for part in chunked(keys):
-        found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
+    for where in each_part(key_field, keys):
+        found.update({getattr(o, key_field): o for o in model.objects.filter(where)})
     missing = [k for k in keys if k not in found]
     if missing:
         # In key order, conflicts ignored: a row that a concurrent batch creates
         # meanwhile is waited for and then found, rather than failing this batch.
         model.objects.bulk_create([model(**{key_field: k, **wanted[k]}) for k in missing], ignore_conflicts=True)
-        for part in chunked(missing):
-            found.update({getattr(o, key_field): o for o in model.objects.filter(**{f"{key_field}__in": part})})
+        for where in each_part(key_field, missing):
+            found.update({getattr(o, key_field): o for o in model.objects.filter(where)})
         if len(found) < len(keys):
             # Not expected (an insert that meets a concurrent one waits for its outcome),
             # but a missing row must rerun the batch, not fail it with a KeyError.
@@ -61,10 +63,10 @@ def record_messages(records: list[dict]) -> int:
     stored: set[tuple[int, str]] = set()
     if keyed:
         # A superset by chat and by id, narrowed to the exact pairs here.
-        candidates = Message.objects.filter(
-            chat_id__in={c for c, _ in keyed}, message_id__in={m for _, m in keyed}
-        ).values_list("chat_id", "message_id")
-        stored = set(candidates) & keyed
+        in_chats = Message.objects.filter(chat_id__in={c for c, _ in keyed})
+        for where in each_part("message_id", sorted({m for _, m in keyed})):
+            stored.update(in_chats.filter(where).values_list("chat_id", "message_id"))
+        stored &= keyed
     fresh = first_of_each(
         records,
         lambda r: (chats[r["chat_id"]].pk, r["message_id"]) if r.get("message_id") else None,
@@ -73,20 +75,22 @@ def record_messages(records: list[dict]) -> int:
     if not fresh:
         return 0
     people = _resolve(Participant, "user_id", people_wanted)
-    rows = [
-        Message(
-            message_id=r.get("message_id") or None,
-            chat=chats[r["chat_id"]],
-            sender=people.get(r.get("user_id") or ""),
-            sent_by_bot=r.get("sent_by_bot", False),
-            created_at=r["created_at"],
-            text_length=len(r.get("text", "")),
-            text=r.get("text", ""),
+    rows = []
+    for r in fresh:
+        sender = people.get(r.get("user_id") or "")
+        rows.append(
+            MESSAGE_ROWS.row(
+                message_id=r.get("message_id") or None,
+                chat_id=chats[r["chat_id"]].pk,
+                sender_id=sender.pk if sender else None,
+                sent_by_bot=r.get("sent_by_bot", False),
+                created_at=r["created_at"],
+                text_length=len(r.get("text", "")),
+                text=r.get("text", ""),
+            )
         )
-        for r in fresh
-    ]
-    Message.objects.bulk_create(
-        in_key_order(rows, lambda row: (row.chat.pk, row.message_id) if row.message_id else None)
+    rows = MESSAGE_ROWS.insert(
+        in_key_order(rows, lambda row: (row.chat_id, row.message_id) if row.message_id else None)
     )
     # In the same transaction, so a committed message is counted exactly once.
     rollups.apply("messages", rows)

@@ -14,22 +14,36 @@ import json
 import math
 import random
 import time
+from collections import namedtuple
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from typing import Any, TypeVar
+from functools import cache, cached_property
+from operator import attrgetter
+from typing import Any, NamedTuple, TypeVar
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.contrib.auth.validators import UnicodeUsernameValidator
-from django.db import IntegrityError, OperationalError, transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.core.validators import (
+    MaxLengthValidator,
+    MaxValueValidator,
+    MinLengthValidator,
+    MinValueValidator,
+    ProhibitNullCharactersValidator,
+)
+from django.db import IntegrityError, OperationalError, connection, models, transaction
+from django.db.models import F, Lookup, Q
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers, status
+from rest_framework.fields import empty
+from rest_framework.validators import ProhibitSurrogateCharactersValidator
 from rest_framework.views import APIView
 
 from statsite import dialects
@@ -238,6 +252,202 @@ class RecordSerializer(serializers.Serializer):
         return value
 
 
+# --- fast validation ------------------------------------------------------------
+#
+# Ingest batches are large and almost always valid, and DRF's per-field machinery
+# costs about 0.2 ms a record. A RecordPlan, derived once per record serializer from
+# its declared fields, accepts a plainly valid record in one tight loop. Whatever it
+# does not accept (a bad value, an unknown field, a value of an unusual type) goes to
+# the serializer itself, so the messages and shapes of every error stay DRF's own.
+# For every record a plan accepts, its result is the serializer's validated data
+# (tests/statsite/test_ingest_fast_validation.py proves it on generated records).
+
+
+class _Refused(Exception):
+    """A value the plan leaves to the serializer: invalid, or not plainly valid."""
+
+
+Check = Callable[[Any], Any]
+
+
+def _validator_call(validator: Callable, field: serializers.Field) -> Check:
+    """VALIDATOR called as DRF calls it (with the field when it asks for context)."""
+    if getattr(validator, "requires_context", False):
+        return lambda value: validator(value, field)
+    return validator
+
+
+def _bounds(
+    field: serializers.Field, low_type: type, high_type: type, covered: tuple[type, ...] = ()
+) -> tuple[float, float, list[Check]]:
+    """The tightest (low, high) limits that FIELD's validators of LOW_TYPE and HIGH_TYPE
+    set, and the rest of its validators, less those of COVERED types (checked inline)."""
+    low, high, others = -math.inf, math.inf, []
+    for validator in field.validators:
+        limit = getattr(validator, "limit_value", None)
+        if isinstance(validator, low_type) and not callable(limit):
+            low = max(low, limit)
+        elif isinstance(validator, high_type) and not callable(limit):
+            high = min(high, limit)
+        elif not isinstance(validator, covered):
+            others.append(_validator_call(validator, field))
+    return low, high, others
+
+
+def _text_check(field: serializers.CharField) -> Check:
+    """CharField/TextField validation of a str, inline: blank, trimming, length, NUL
+    and surrogates as DRF and TextField check them; other validators as they are."""
+    shortest, longest, others = _bounds(
+        field,
+        MinLengthValidator,
+        MaxLengthValidator,
+        covered=(ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator),
+    )
+    trim, allow_blank = field.trim_whitespace, field.allow_blank
+
+    def check(value: Any) -> Any:
+        if type(value) is not str:
+            return field.run_validation(value)
+        text = value.strip() if trim else value
+        if not text:
+            if allow_blank:
+                return ""
+            raise _Refused
+        if not shortest <= len(text) <= longest or "\x00" in text or not (text.isascii() or _encodable(text)):
+            raise _Refused
+        for validate in others:
+            validate(text)
+        return text
+
+    return check
+
+
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _integer_check(field: serializers.IntegerField) -> Check:
+    """IntegerField validation of an int, inline. Only for bounded fields: DRF reads an
+    int through its text, and Python refuses the text of an int of more than 4300
+    digits, which an unbounded field would have to mirror."""
+    low, high, others = _bounds(field, MinValueValidator, MaxValueValidator)
+    if math.isinf(low) or math.isinf(high):
+        return field.run_validation
+
+    def check(value: Any) -> Any:
+        if type(value) is not int:
+            return field.run_validation(value)
+        if not low <= value <= high:
+            raise _Refused
+        for validate in others:
+            validate(value)
+        return value
+
+    return check
+
+
+def _boolean_check(field: serializers.BooleanField) -> Check:
+    def check(value: Any) -> Any:
+        return value if value is True or value is False else field.run_validation(value)
+
+    return check
+
+
+def _field_check(field: serializers.Field) -> Check:
+    """How a present, non-null value of FIELD is validated: inline for the plain field
+    classes, else by the field's own run_validation (timestamps, costs, JSON, choices…)."""
+    kind = type(field)
+    if kind in (serializers.CharField, TextField):
+        return _text_check(field)
+    if kind is serializers.IntegerField:
+        return _integer_check(field)
+    if kind is serializers.BooleanField and not field.validators:
+        return _boolean_check(field)
+    return field.run_validation
+
+
+class _Step(NamedTuple):
+    """One field of a RecordPlan (a tuple: the loop unpacks it, the cheapest access)."""
+
+    name: str
+    check: Check  # a present, non-null value -> its internal value
+    validate: Check | None  # the serializer's validate_<name>
+    allow_null: bool
+    absent: Callable[[], Any] | None  # the value when absent (the default); None: skipped
+    required: bool
+
+
+class RecordPlan:
+    """Validates plainly valid records of one RecordSerializer quickly (see above)."""
+
+    def __init__(self, serializer_class: type[RecordSerializer]) -> None:
+        serializer = serializer_class()
+        self._refuse_what_it_cannot_mirror(serializer)
+        self._names = frozenset(serializer.fields)
+        self._steps = [
+            _Step(
+                name=field.field_name,
+                check=_field_check(field),
+                validate=getattr(serializer, f"validate_{field.field_name}", None),
+                allow_null=field.allow_null,
+                absent=None if field.default is empty else field.get_default,
+                required=field.required,
+            )
+            for field in serializer._writable_fields
+        ]
+        self._validate = serializer.validate
+
+    @staticmethod
+    def _refuse_what_it_cannot_mirror(serializer: serializers.Serializer) -> None:
+        kind = type(serializer)
+        mirrored = (
+            isinstance(serializer, RecordSerializer)
+            and kind.to_internal_value is RecordSerializer.to_internal_value
+            and kind.run_validation is serializers.Serializer.run_validation
+            and not serializer.validators
+            and all(field.source_attrs == [field.field_name] for field in serializer.fields.values())
+        )
+        if not mirrored:
+            raise TypeError(
+                f"{kind.__name__}: a record serializer declares plain fields (no sources, overridden "
+                "validation or serializer validators), which RecordPlan mirrors"
+            )
+
+    def __call__(self, item: Any) -> dict | None:
+        """ITEM's validated data, or None when it is not plainly valid."""
+        if type(item) is not dict or not self._names.issuperset(item):
+            return None
+        data: dict[str, Any] = {}
+        try:
+            for name, check, validate, allow_null, absent, required in self._steps:
+                value = item.get(name, empty)
+                if value is empty:
+                    if required:
+                        return None
+                    if absent is None:
+                        continue
+                    value = absent()
+                elif value is not None:
+                    value = check(value)
+                elif not allow_null:
+                    return None
+                if validate is not None:
+                    value = validate(value)
+                data[name] = value
+            return self._validate(data)
+        except (_Refused, serializers.ValidationError, DjangoValidationError):
+            return None
+
+
+@cache
+def record_plan(serializer_class: type[RecordSerializer]) -> RecordPlan:
+    return RecordPlan(serializer_class)
+
+
 # --- storing --------------------------------------------------------------------
 
 
@@ -301,15 +511,127 @@ def first_of_each(records: Iterable[dict], key: Callable[[dict], Any], stored: s
     return fresh
 
 
-def resolve_accounts(usernames: Iterable[str]) -> dict[str, Any]:
-    """Accounts by username, creating the unknown ones with no usable password."""
+class _AnyOf(Lookup):
+    """`column = ANY(%s)`: membership in a list sent as one array parameter (PostgreSQL).
+    Text is compared as text: a cast to the column's varchar(n) would cut a longer
+    value down to one that may be stored."""
+
+    prepare_rhs = False
+
+    def as_sql(self, compiler, connection):
+        lhs, params = self.process_lhs(compiler, connection)
+        field = self.lhs.output_field
+        element = "text" if isinstance(field, (models.CharField, models.TextField)) else field.db_type(connection)
+        return f"{lhs} = ANY(%s::{element}[])", [*params, self.rhs]
+
+
+def each_part(field: str, values: Iterable[Any]) -> Iterator[Q | Lookup]:
+    """Filters that together select the rows whose FIELD is one of VALUES. On PostgreSQL
+    one, with VALUES as one array parameter: the driver parses a statement for its
+    placeholders, and an IN list of a thousand costs it milliseconds. Elsewhere one per
+    chunk, within the database's limit of parameters."""
+    values = list(values)
+    if not values:
+        return
+    if connection.vendor == "postgresql":
+        yield _AnyOf(F(field), values)
+    else:
+        for part in chunked(values):
+            yield Q(**{f"{field}__in": part})
+
+
+# Column types whose values the services build as the driver takes them (str, int,
+# bool, Decimal, an aware datetime, a related row's id): COPY writes them as they are.
+# Other columns (JSON, IP addresses) are prepared by their field, as an INSERT would.
+PLAIN_COLUMNS = (
+    models.CharField,
+    models.TextField,
+    models.IntegerField,
+    models.BooleanField,
+    models.DateTimeField,
+    models.DecimalField,
+    models.ForeignKey,
+)
+# A single row goes in by INSERT (one round trip, where drawing its id and COPY take
+# three); from two rows on, COPY is the cheaper (measured: 0.5 ms against 1.3 ms for 2
+# rows, 1.9 ms against 6.4 ms for 64).
+COPY_MIN_ROWS = 2
+
+
+class FactRows:
+    """One fact table's rows as named tuples, and their bulk insert.
+
+    A row holds the model's columns by attribute name (`id`, `user_id`, `cost`, …) and
+    has `pk`, so whatever reads model instances of the facts (the rollups) reads it
+    alike. It costs a tenth of an instance to build, and on PostgreSQL a batch of rows
+    goes in by COPY, which spares the driver and the server a parameter per value."""
+
+    def __init__(self, model: type[models.Model]) -> None:
+        self.model = model
+
+    @cached_property
+    def _fields(self) -> list[models.Field]:
+        """The table's columns, the primary key first."""
+        pk = self.model._meta.pk
+        return [pk, *(f for f in self.model._meta.concrete_fields if f is not pk)]
+
+    @cached_property
+    def row_type(self) -> type[tuple]:
+        base = namedtuple(f"{self.model.__name__}Row", [f.attname for f in self._fields])
+        return type(base.__name__, (base,), {"__slots__": (), "pk": property(attrgetter(self._fields[0].attname))})
+
+    @cached_property
+    def _defaults(self) -> dict[str, Any]:
+        # A callable default (now, a fresh dict) is per row: such columns must be given.
+        return {f.attname: f.get_default() for f in self._fields if not (f.has_default() and callable(f.default))}
+
+    def row(self, **values: Any) -> tuple:
+        """A row of VALUES, the model's defaults for the columns not given, no id yet."""
+        return self.row_type(**{**self._defaults, **values})
+
+    def insert(self, rows: list[tuple]) -> list[tuple]:
+        """Insert ROWS, in their order (in_key_order), in the caller's transaction; returns
+        them with their ids. A unique violation raises django.db.IntegrityError."""
+        if connection.vendor == "postgresql" and len(rows) >= COPY_MIN_ROWS:
+            return self._copy(rows)
+        created = self.model.objects.bulk_create([self.model(**row._asdict()) for row in rows])
+        return [self.row_type(obj.pk, *row[1:]) for row, obj in zip(rows, created)]
+
+    def _copy(self, rows: list[tuple]) -> list[tuple]:
+        qn = connection.ops.quote_name
+        table = qn(self.model._meta.db_table)
+        with connection.cursor() as cursor:
+            # Ids drawn from the table's own sequence, as an INSERT would draw them.
+            cursor.execute(
+                "SELECT nextval(seq) FROM (SELECT pg_get_serial_sequence(%s, %s)::regclass AS seq) AS s, "
+                "generate_series(1, %s)",
+                [table, self._fields[0].column, len(rows)],
+            )
+            rows = [self.row_type(new_id, *row[1:]) for (new_id,), row in zip(cursor.fetchall(), rows)]
+            # None is NULL whatever the column: written as it is (the common case of the nullable ones).
+            prepared = [(i, f) for i, f in enumerate(self._fields) if not isinstance(f, PLAIN_COLUMNS)]
+            columns = ", ".join(qn(f.column) for f in self._fields)
+            with connection.wrap_database_errors, cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    if prepared:
+                        values = list(row)
+                        for i, field in prepared:
+                            if values[i] is not None:
+                                values[i] = field.get_db_prep_save(values[i], cursor.db)
+                        row = values
+                    copy.write_row(row)
+        return rows
+
+
+def resolve_accounts(usernames: Iterable[str]) -> dict[str, int]:
+    """Account ids by username, creating the unknown accounts with no usable password."""
     User = get_user_model()
     names = {n for n in usernames if n}
     if not names:
         return {}
-    found: dict[str, Any] = {}
-    for part in chunked(sorted(names)):
-        found.update({u.username: u for u in User.objects.filter(username__in=part)})
+    found: dict[str, int] = {}
+    for where in each_part("username", sorted(names)):
+        found.update(User.objects.filter(where).values_list("username", "pk"))
     missing = sorted(names - found.keys())
     if missing:
         # ignore_conflicts: an account that a concurrent batch creates meanwhile is
@@ -317,8 +639,8 @@ def resolve_accounts(usernames: Iterable[str]) -> dict[str, Any]:
         User.objects.bulk_create(
             [User(username=n, password=make_password(None)) for n in missing], ignore_conflicts=True
         )
-        for part in chunked(missing):
-            found.update({u.username: u for u in User.objects.filter(username__in=part)})
+        for where in each_part("username", missing):
+            found.update(User.objects.filter(where).values_list("username", "pk"))
     if len(found) < len(names):
         # Not expected (an insert that meets a concurrent one waits for its outcome),
         # but a missing account must rerun the batch, not fail it with a KeyError.
@@ -343,24 +665,34 @@ def echo_safe(value: Any) -> Any:
 
 
 def validate_records(
-    serializer_class: type[serializers.Serializer], items: list[Any]
+    serializer_class: type[RecordSerializer], items: list[Any]
 ) -> tuple[list[dict], list[dict]]:
     """(validated records, errors as `{"index", "errors"}`) of ITEMS.
 
-    One list serializer validates them all: each item still goes through the
-    record serializer's every check, but its fields are built once rather than
-    deep-copied per record (which was most of a 1000-record batch's time)."""
-    serializer = serializer_class(data=items, many=True)
+    Plainly valid records pass the serializer's RecordPlan. The others go through one
+    list serializer, which runs every check of the record serializer on each and words
+    the errors (its fields are built once rather than deep-copied per record)."""
+    plan = record_plan(serializer_class)
+    validated = [plan(item) for item in items]
+    pending = [index for index, record in enumerate(validated) if record is None]
+    if not pending:
+        return validated, []
+    serializer = serializer_class(data=[items[index] for index in pending], many=True)
     if serializer.is_valid():
-        return list(serializer.validated_data), []
+        for index, record in zip(pending, serializer.validated_data):
+            validated[index] = record
+        return validated, []
     found = serializer.errors
-    # A list aligned with the items, or (newer DRF) a dict of the bad items' indexes.
+    # A list aligned with the pending items, or (newer DRF) a dict of the bad ones' positions.
     pairs = sorted(found.items()) if isinstance(found, dict) else enumerate(found)
     # An item that is not an object has no fields: its messages go under
     # `non_field_errors`, so `errors` is always field → messages, as documented.
     errors = [
-        {"index": int(index), "errors": echo_safe(detail if isinstance(detail, dict) else {"non_field_errors": detail})}
-        for index, detail in pairs
+        {
+            "index": pending[int(position)],
+            "errors": echo_safe(detail if isinstance(detail, dict) else {"non_field_errors": detail}),
+        }
+        for position, detail in pairs
         if detail
     ]
     return [], errors

@@ -168,9 +168,22 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
     }
 elif _db["ENGINE"] == "django.db.backends.postgresql":
-    _db["CONN_MAX_AGE"] = env_int("CONN_MAX_AGE", 60)
-    _db["CONN_HEALTH_CHECKS"] = True
+    # A pool per process (psycopg_pool, through Django): under ASGI each request runs on
+    # a thread of its own, which would otherwise open a connection of its own every time.
+    # Persistent connections (CONN_MAX_AGE) do not go with a pool.
+    _db["CONN_MAX_AGE"] = 0
+    _db["CONN_HEALTH_CHECKS"] = True  # a pooled connection is checked before it is handed out
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    # At least the threads that query at once: a server process runs synchronous views
+    # and the event stream's queries on two thread pools of min(32, cores + 4) each.
+    DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1)
+    _db["OPTIONS"]["pool"] = {
+        "min_size": min(2, DATABASE_POOL_MAX_SIZE),
+        "max_size": DATABASE_POOL_MAX_SIZE,
+        # How long a request waits for a connection before it is refused (503): while the
+        # database is unreachable, every request waits this long.
+        "timeout": env_int("DATABASE_POOL_TIMEOUT", 3, minimum=1),
+    }
 IS_POSTGRES = _db["ENGINE"] == "django.db.backends.postgresql"
 if IS_POSTGRES and os.environ.get("DATABASE_TEST_NAME"):
     # Lets several test runs share one PostgreSQL server without clashing.
@@ -252,7 +265,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["statsite.permissions.IsAdminOrService"],
     "DEFAULT_RENDERER_CLASSES": [
-        "rest_framework.renderers.JSONRenderer",
+        "statsite.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",
     ],
     "DEFAULT_PARSER_CLASSES": ["statsite.parsers.SafeJSONParser"],

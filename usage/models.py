@@ -5,6 +5,7 @@ The hourly rollups of LLM and tool calls also live in this app.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.conf import settings
@@ -14,6 +15,9 @@ from django.utils import timezone
 from usage.querysets import ToolCallQuerySet
 
 COST_DIGITS = {"max_digits": 20, "decimal_places": 8}
+# No fact is older (ingest refuses it; each fact table has a constraint): the all-time
+# rollups, and windows "from the beginning", start here.
+EARLIEST_FACT = datetime(2000, 1, 1, tzinfo=UTC)
 
 
 class RelayKey(models.Model):
@@ -114,6 +118,9 @@ class ToolCall(models.Model):
     objects = ToolCallQuerySet.as_manager()
 
     class Meta:
+        constraints = [
+            models.CheckConstraint(condition=models.Q(created_at__gte=EARLIEST_FACT), name="toolcall_not_before_2000"),
+        ]
         indexes = [
             # /api/logs/tools newest first, and purge by age.
             models.Index(fields=["created_at", "id"], name="toolcall_time_idx"),
@@ -129,11 +136,13 @@ class ToolCall(models.Model):
 
 # --- rollups ------------------------------------------------------------------------
 #
-# Exact hourly aggregates of the facts, kept in the ingest transaction (usage/rollups.py).
-# One table per fact kind; each row is one (grain, key, UTC hour): a grain names the
-# dimensions it is grouped by (e.g. "user_model" = account x model), `key` joins their
-# values so one unique index serves the increments. Dimensions a grain does not use
-# hold their neutral value (0 or ""). Rollup rows are never purged with the facts.
+# Exact aggregates of the facts, kept in the ingest transaction (usage/rollups.py).
+# One table per fact kind; each row is one (grain, key, bucket): a grain names the
+# dimensions it is grouped by (e.g. "user_model" = account x model) and its tier
+# (hourly rows carry the plain name, daily rows "<grain>:day", the all-time row
+# "<grain>:all"); `key` joins the dimension values so one unique index serves the
+# increments. Dimensions a grain does not use hold their neutral value (0 or "").
+# Rollup rows are never purged with the facts.
 
 # Upper bounds (exclusive, ms) of the latency histogram's buckets; the last bucket is open.
 LATENCY_BOUNDS_MS = (50, 100, 250, 500, 1000, 2000, 3000, 5000, 8000, 13000, 20000, 30000, 60000, 120000)
@@ -148,9 +157,11 @@ class Rollup(models.Model):
     """What every rollup table has: the bucket's identity, the account and chat
     dimensions, cost and the time of the newest fact counted."""
 
-    grain = models.CharField(max_length=16)
+    grain = models.CharField(max_length=32, help_text="The grain, and its tier when not hourly (model:day).")
     key = models.CharField(max_length=400)
-    bucket = models.DateTimeField(help_text="Start of the UTC hour.")
+    bucket = models.DateTimeField(
+        help_text="Start of the UTC hour or day; 2000-01-01 for the all-time tier."
+    )
     user_id = models.BigIntegerField(default=0)
     chat_id = models.CharField(max_length=128, default="")
     cost = models.DecimalField(max_digits=28, decimal_places=8, default=Decimal(0))
@@ -173,7 +184,7 @@ class Rollup(models.Model):
 class LLMRollup(Rollup):
     model_name = models.CharField(max_length=128, default="")
     channel_id = models.BigIntegerField(default=0)
-    token_id = models.BigIntegerField(default=0)
+    token_name = models.CharField(max_length=100, default="")
     group = models.CharField(max_length=64, default="")
     module = models.CharField(max_length=64, default="")
     request_type = models.CharField(max_length=128, default="")
@@ -204,6 +215,25 @@ class ToolRollup(Rollup):
     failures = models.BigIntegerField(default=0)
     duration_sum_ms = models.BigIntegerField(default=0)
     duration_count = models.BigIntegerField(default=0, help_text="Calls that reported a duration.")
+
+    class Meta(Rollup.Meta):
+        pass
+
+
+class EventRollup(Rollup):
+    """The log rows that are not LLM calls (top-ups, management, system events, errors
+    that name no model), counted by type and the gateway's log filters, so a log list
+    has its exact total from the rollups: LLM calls are counted in LLMRollup."""
+
+    cost = None
+    chat_id = None
+    type = models.PositiveSmallIntegerField(default=0)
+    model_name = models.CharField(max_length=128, default="")
+    token_name = models.CharField(max_length=100, default="")
+    channel_id = models.BigIntegerField(default=0)
+    group = models.CharField(max_length=64, default="")
+
+    rows = models.BigIntegerField(default=0)
 
     class Meta(Rollup.Meta):
         pass

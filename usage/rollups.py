@@ -1,23 +1,42 @@
-"""Keeping the hourly rollups exact: increments at ingest, rebuild and check.
+"""Keeping the rollups exact: increments at ingest, rebuild and check.
 
-A `RollupSpec` says, for one fact kind, which grains exist (the dimensions
-each groups by), and for each measure both its contribution from one fact
-row (used at ingest, where the new rows are in hand) and its SQL aggregate
-over the fact table (used by rebuild and check). Both paths use the same
-definitions, which is what lets `rollups check` prove they agree.
+A rollup row sums the facts of one *grain* (a set of dimensions, e.g. account x
+model) over one bucket of time. Each grain is kept at up to three resolutions,
+its *tiers*:
 
-Increments are one `INSERT … ON CONFLICT (grain, key, bucket) DO UPDATE SET
-x = x + excluded.x` per chunk — the same SQL on SQLite and PostgreSQL — run in
-the ingest transaction, so a committed fact is counted exactly once and
-concurrent writers to one bucket never lose an increment (the database
-serialises the row). Rows are sorted before the upsert so concurrent batches
-lock buckets in one order and cannot deadlock over them.
+- `hour`: one row per UTC hour, stored under the grain's own name;
+- `day`:  one row per UTC day, stored as `<grain>:day`;
+- `all`:  one row for all time, stored as `<grain>:all` in the bucket ALL_BUCKET.
+
+A statistic over a long window reads a few day rows instead of 24 hour rows per
+day, and one over all time reads one row per group (`usage.selectors` picks the
+tiers). Each grain keeps only the tiers its readers need: a grain as large as
+account x model is kept by the hour only, the account alone by the day and for
+all time.
+
+A `RollupSpec` says, for one fact kind, which grains and tiers exist, and for each
+measure its SQL aggregate over the fact table and whether it adds up (`sum`) or
+keeps the larger (`max`). The same definitions serve every path:
+
+- ingest: the facts a transaction just inserted (by id) are aggregated in the
+  database by every grain and tier and added with one `INSERT … SELECT … ON
+  CONFLICT (grain, key, bucket) DO UPDATE SET x = x + excluded.x` — the same SQL on
+  SQLite and PostgreSQL — in the ingest transaction, so a committed fact is counted
+  exactly once and concurrent writers to one bucket never lose an increment (the
+  database serialises the row). Rows go in sorted, so concurrent batches lock
+  buckets in one order and cannot deadlock over them;
+- rebuild: the hour tier from the facts, the day tier from the hour tier, the all
+  tier from the day tier (hour rows outlive purges, so the coarser tiers can always
+  be rebuilt whole);
+- check: each tier compared with what it is rebuilt from.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+import json
+import weakref
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -25,12 +44,25 @@ from typing import Any
 from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.db.models import Count, Max, Q, Sum, Value
-from django.db.models.functions import Cast, Coalesce, Concat, TruncHour
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast, Coalesce, Concat, TruncDay, TruncHour
 
-from usage.models import LATENCY_BOUNDS_MS, LLMRollup, RawDataHorizon, ToolRollup, latency_field_names
+from usage.models import (
+    EARLIEST_FACT,
+    LATENCY_BOUNDS_MS,
+    EventRollup,
+    LLMRollup,
+    RawDataHorizon,
+    ToolRollup,
+    latency_field_names,
+)
 
 KEY_SEPARATOR = "\x1f"
 HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+TIERS = ("hour", "day", "all")
+# The bucket of the all-time tier: no fact is older.
+ALL_BUCKET = EARLIEST_FACT
 
 
 def floor_hour(moment: datetime) -> datetime:
@@ -42,12 +74,37 @@ def ceil_hour(moment: datetime) -> datetime:
     return floor if floor == moment else floor + HOUR
 
 
+def floor_day(moment: datetime) -> datetime:
+    return floor_hour(moment).replace(hour=0)
+
+
+def ceil_day(moment: datetime) -> datetime:
+    floor = floor_day(moment)
+    return floor if floor == moment else floor + DAY
+
+
+@dataclass(frozen=True)
+class Grain:
+    """The dimensions a grain groups by, and the tiers it is kept at."""
+
+    columns: tuple[str, ...]
+    tiers: tuple[str, ...] = ("hour", "day")
+
+
+def stored_grain(grain: str, tier: str) -> str:
+    """The `grain` column value of GRAIN's rows at TIER."""
+    return grain if tier == "hour" else f"{grain}:{tier}"
+
+
 @dataclass(frozen=True)
 class Measure:
     name: str
-    contribution: Callable[[Any], Any]
-    aggregate: Callable[[], models.Expression]
-    merge: str = "sum"  # "sum" adds increments; "max" keeps the larger
+    aggregate: Callable[[], models.Expression]  # over the fact table
+    merge: str = "sum"  # "sum" adds up; "max" keeps the larger
+
+    def over_rollups(self) -> models.Expression:
+        """This measure's aggregate over rollup rows (of a finer tier or grain)."""
+        return Max(self.name) if self.merge == "max" else Sum(self.name)
 
 
 @dataclass(frozen=True)
@@ -55,15 +112,51 @@ class RollupSpec:
     kind: str
     table: type[models.Model]
     facts: Callable[[], models.QuerySet]
-    grains: dict[str, tuple[str, ...]]
-    # dimension column -> (value of one fact row, SQL expression over the fact table, neutral value)
-    dimensions: dict[str, tuple[Callable[[Any], Any], Callable[[], models.Expression], Any]]
+    grains: dict[str, Grain]
+    # dimension column -> (SQL expression over the fact table, neutral value)
+    dimensions: dict[str, tuple[Callable[[], models.Expression], Any]]
+    # The first measure counts facts: a group whose count is 0 does not exist.
     measures: tuple[Measure, ...]
-    is_fact: Callable[[Any], bool] = field(default=lambda row: True)
 
     @property
     def measure_names(self) -> list[str]:
         return [m.name for m in self.measures]
+
+    @property
+    def columns(self) -> list[str]:
+        """The rollup table's columns in the order every aggregate query yields them."""
+        return ["grain", "key", "bucket", *self.dimensions, *self.measure_names]
+
+    def grains_at(self, tier: str) -> list[str]:
+        return [name for name, grain in self.grains.items() if tier in grain.tiers]
+
+    def pick(self, dimensions: Iterable[str], tier: str) -> str | None:
+        """The smallest grain kept at TIER that holds every one of DIMENSIONS, or None."""
+        wanted = set(dimensions)
+        fitting = [
+            (len(grain.columns), name)
+            for name, grain in self.grains.items()
+            if tier in grain.tiers and wanted <= set(grain.columns)
+        ]
+        return min(fitting)[1] if fitting else None
+
+    def day_source(self, grain: str) -> str:
+        """The hourly grain GRAIN's day rows are rebuilt from (itself, or a finer one)."""
+        source = self.pick(self.grains[grain].columns, "hour")
+        assert source is not None, f"{self.kind}: day tier of {grain} has no hourly grain to come from"
+        return source
+
+    def validate(self) -> None:
+        for name, grain in self.grains.items():
+            assert set(grain.tiers) <= set(TIERS) and grain.tiers, (self.kind, name)
+            assert set(grain.columns) <= set(self.dimensions), (self.kind, name)
+            if "day" in grain.tiers:
+                self.day_source(name)
+            if "all" in grain.tiers:
+                assert "day" in grain.tiers, f"{self.kind}: the all tier of {name} is rebuilt from its day tier"
+            for tier in grain.tiers:
+                field = self.table._meta.get_field("grain")
+                assert len(stored_grain(name, tier)) <= field.max_length, (self.kind, name, tier)
 
 
 def _count(condition: Q | None = None) -> Callable[[], models.Expression]:
@@ -93,9 +186,7 @@ def _latency_measures() -> tuple[Measure, ...]:
     for index, name in enumerate(latency_field_names()):
         upper = LATENCY_BOUNDS_MS[index] if index < len(LATENCY_BOUNDS_MS) else None
         condition = Q(latency_ms__gte=lower) & (Q(latency_ms__lt=upper) if upper is not None else Q())
-        measures.append(
-            Measure(name, lambda row, i=index: int(latency_bucket(row.latency_ms) == i), _count(condition))
-        )
+        measures.append(Measure(name, _count(condition)))
         lower = upper or lower
     return tuple(measures)
 
@@ -111,53 +202,89 @@ def _int(column: str) -> Callable[[], models.Expression]:
     return lambda: Coalesce(column, Value(0), output_field=models.BigIntegerField())
 
 
-# Dimensions both rollups have: (value of one fact row, SQL over the fact table, neutral value).
-USER_DIMENSION = (lambda r: r.user_id or 0, _int("user_id"), 0)
-CHAT_DIMENSION = (lambda r: r.chat_id, _text("chat_id"), "")
+# Dimensions several rollups have: (SQL over the fact table, neutral value).
+USER_DIMENSION = (_int("user_id"), 0)
+CHAT_DIMENSION = (_text("chat_id"), "")
+LAST_AT = Measure("last_at", lambda: Max("created_at"), merge="max")
 
 
 def _llm_spec() -> RollupSpec:
     from logs.models import Log
 
     consume = Q(type=Log.Type.CONSUME)
+    every_tier = ("hour", "day", "all")
     return RollupSpec(
         kind="llm",
         table=LLMRollup,
         facts=lambda: Log.objects.llm_calls(),
-        is_fact=lambda row: row.type == Log.Type.CONSUME or (row.type == Log.Type.ERROR and bool(row.model_name)),
         grains={
-            "model": ("model_name",),
-            "user_model": ("user_id", "model_name"),
-            "channel": ("channel_id",),
-            "token": ("token_id",),
-            "group": ("group",),
-            "module": ("module",),
-            "request_type": ("request_type",),
-            "chat": ("chat_id",),
+            "total": Grain((), every_tier),
+            "model": Grain(("model_name",), every_tier),
+            # Account x model is nearly as large as the facts by the day: hourly only,
+            # for one account's series (/api/data/self) and the hour edges of "user".
+            "user_model": Grain(("user_id", "model_name"), ("hour",)),
+            "user": Grain(("user_id",), ("day", "all")),
+            "token_name": Grain(("token_name",)),
+            "channel": Grain(("channel_id",), every_tier),
+            "group": Grain(("group",)),
+            "module": Grain(("module",), every_tier),
+            "request_type": Grain(("request_type",)),
+            "chat": Grain(("chat_id",), every_tier),
         },
         dimensions={
             "user_id": USER_DIMENSION,
-            "model_name": (lambda r: r.model_name, _text("model_name"), ""),
-            "channel_id": (lambda r: r.channel_id or 0, _int("channel_id"), 0),
-            "token_id": (lambda r: r.token_id or 0, _int("token_id"), 0),
-            "group": (lambda r: r.group, _text("group"), ""),
-            "module": (lambda r: r.module, _text("module"), ""),
-            "request_type": (lambda r: r.request_type, _text("request_type"), ""),
+            "model_name": (_text("model_name"), ""),
+            "channel_id": (_int("channel_id"), 0),
+            "token_name": (_text("token_name"), ""),
+            "group": (_text("group"), ""),
+            "module": (_text("module"), ""),
+            "request_type": (_text("request_type"), ""),
             "chat_id": CHAT_DIMENSION,
         },
         measures=(
-            Measure("requests", lambda r: 1, _count()),
-            Measure("successes", lambda r: int(r.success), _count(Q(success=True))),
-            Measure("errors", lambda r: int(not r.success), _count(Q(success=False))),
-            Measure("prompt_tokens", lambda r: r.prompt_tokens, _sum("prompt_tokens")),
-            Measure("completion_tokens", lambda r: r.completion_tokens, _sum("completion_tokens")),
-            Measure("quota", lambda r: r.quota if r.type == Log.Type.CONSUME else 0, _sum("quota", consume)),
-            Measure("cost", lambda r: Decimal(r.cost), _sum("cost", output=COST)),
-            Measure("latency_sum_ms", lambda r: r.latency_ms or 0, _sum("latency_ms")),
-            Measure("latency_count", lambda r: int(r.latency_ms is not None), lambda: Count("latency_ms")),
+            Measure("requests", _count()),
+            Measure("successes", _count(Q(success=True))),
+            Measure("errors", _count(Q(success=False))),
+            Measure("prompt_tokens", _sum("prompt_tokens")),
+            Measure("completion_tokens", _sum("completion_tokens")),
+            Measure("quota", _sum("quota", consume)),
+            Measure("cost", _sum("cost", output=COST)),
+            Measure("latency_sum_ms", _sum("latency_ms")),
+            Measure("latency_count", lambda: Count("latency_ms")),
             *_latency_measures(),
-            Measure("last_at", lambda r: r.created_at, lambda: Max("created_at"), merge="max"),
+            LAST_AT,
         ),
+    )
+
+
+def _event_spec() -> RollupSpec:
+    from logs.models import Log
+
+    # Every grain keeps the type: a log list filtered by type and one dimension, or by
+    # a dimension alone (summing the types), is answered from one grain.
+    return RollupSpec(
+        kind="events",
+        table=EventRollup,
+        facts=lambda: Log.objects.not_llm_calls(),
+        grains={
+            "type": Grain(("type",), ("hour", "day", "all")),
+            "type_user": Grain(("type", "user_id")),
+            "type_model": Grain(("type", "model_name")),
+            # An account's own log list by model (/api/log/self?model_name=).
+            "type_user_model": Grain(("type", "user_id", "model_name")),
+            "type_token": Grain(("type", "token_name")),
+            "type_channel": Grain(("type", "channel_id")),
+            "type_group": Grain(("type", "group")),
+        },
+        dimensions={
+            "type": (lambda: models.F("type"), 0),
+            "user_id": USER_DIMENSION,
+            "model_name": (_text("model_name"), ""),
+            "token_name": (_text("token_name"), ""),
+            "channel_id": (_int("channel_id"), 0),
+            "group": (_text("group"), ""),
+        },
+        measures=(Measure("rows", _count()), LAST_AT),
     )
 
 
@@ -169,24 +296,24 @@ def _tool_spec() -> RollupSpec:
         table=ToolRollup,
         facts=lambda: ToolCall.objects.all(),
         grains={
-            "tool": ("tool_id", "tool_name"),
-            "user_tool": ("user_id", "tool_id", "tool_name"),
-            "chat": ("chat_id",),
+            "tool": Grain(("tool_id", "tool_name"), ("hour", "day", "all")),
+            "user_tool": Grain(("user_id", "tool_id", "tool_name")),
+            "chat": Grain(("chat_id",), ("hour", "day", "all")),
         },
         dimensions={
             "user_id": USER_DIMENSION,
-            "tool_id": (lambda r: r.tool_id, _text("tool_id"), ""),
-            "tool_name": (lambda r: r.tool_name, _text("tool_name"), ""),
+            "tool_id": (_text("tool_id"), ""),
+            "tool_name": (_text("tool_name"), ""),
             "chat_id": CHAT_DIMENSION,
         },
         measures=(
-            Measure("calls", lambda r: 1, _count()),
-            Measure("successes", lambda r: int(r.success), _count(Q(success=True))),
-            Measure("failures", lambda r: int(not r.success), _count(Q(success=False))),
-            Measure("cost", lambda r: Decimal(r.cost), _sum("cost", output=COST)),
-            Measure("duration_sum_ms", lambda r: r.duration_ms or 0, _sum("duration_ms")),
-            Measure("duration_count", lambda r: int(r.duration_ms is not None), lambda: Count("duration_ms")),
-            Measure("last_at", lambda r: r.created_at, lambda: Max("created_at"), merge="max"),
+            Measure("calls", _count()),
+            Measure("successes", _count(Q(success=True))),
+            Measure("failures", _count(Q(success=False))),
+            Measure("cost", _sum("cost", output=COST)),
+            Measure("duration_sum_ms", _sum("duration_ms")),
+            Measure("duration_count", lambda: Count("duration_ms")),
+            LAST_AT,
         ),
     )
 
@@ -196,25 +323,26 @@ def _message_spec() -> RollupSpec:
 
     # Every grain keeps sent_by_bot: no message statistic mixes the bot's messages
     # with the people's unless it asks for both.
+    every_tier = ("hour", "day", "all")
     return RollupSpec(
         kind="messages",
         table=MessageRollup,
         facts=lambda: Message.objects.all(),
         grains={
-            "direction": ("sent_by_bot",),
-            "chat": ("chat_id", "sent_by_bot"),
-            "sender": ("sender_id", "sent_by_bot"),
-            "chat_sender": ("chat_id", "sender_id", "sent_by_bot"),
+            "direction": Grain(("sent_by_bot",), every_tier),
+            "chat": Grain(("chat_id", "sent_by_bot"), every_tier),
+            "sender": Grain(("sender_id", "sent_by_bot"), ("day", "all")),
+            "chat_sender": Grain(("chat_id", "sender_id", "sent_by_bot"), every_tier),
         },
         dimensions={
-            "chat_id": (lambda r: r.chat_id, _int("chat_id"), 0),
-            "sender_id": (lambda r: r.sender_id or 0, _int("sender_id"), 0),
-            "sent_by_bot": (lambda r: bool(r.sent_by_bot), lambda: models.F("sent_by_bot"), False),
+            "chat_id": (_int("chat_id"), 0),
+            "sender_id": (_int("sender_id"), 0),
+            "sent_by_bot": (lambda: models.F("sent_by_bot"), False),
         },
         measures=(
-            Measure("messages", lambda r: 1, _count()),
-            Measure("text_length", lambda r: r.text_length, _sum("text_length")),
-            Measure("last_at", lambda r: r.created_at, lambda: Max("created_at"), merge="max"),
+            Measure("messages", _count()),
+            Measure("text_length", _sum("text_length")),
+            LAST_AT,
         ),
     )
 
@@ -223,103 +351,202 @@ _SPECS: dict[str, RollupSpec] = {}
 
 
 def spec(kind: str) -> RollupSpec:
-    """The rollup spec of KIND ("llm", "tools" or "messages"), built once (it imports the fact models)."""
+    """The rollup spec of KIND (one of ROLLUP_KINDS), built once (it imports the fact models)."""
     if not _SPECS:
-        for built in (_llm_spec(), _tool_spec(), _message_spec()):
+        for built in (_llm_spec(), _event_spec(), _tool_spec(), _message_spec()):
+            built.validate()
             _SPECS[built.kind] = built
     return _SPECS[kind]
 
 
-ROLLUP_KINDS = ("llm", "tools", "messages")
-FACT_KIND_OF_ROLLUP = {"llm": "logs", "tools": "tool-calls", "messages": "messages"}
+ROLLUP_KINDS = ("llm", "events", "tools", "messages")
+FACT_KIND_OF_ROLLUP = {"llm": "logs", "events": "logs", "tools": "tool-calls", "messages": "messages"}
+
+
+# --- the aggregate queries every path shares ----------------------------------------------
+
+
+def _key_sql(value: models.Expression, field: models.Field) -> models.Expression:
+    """VALUE as key text: booleans as 1/0 on every database (PostgreSQL would say 'true')."""
+    if isinstance(field, models.BooleanField):
+        value = Cast(value, models.IntegerField())
+    return Cast(value, models.TextField())
+
+
+def key_text(values: Sequence[Any]) -> str:
+    """The `key` of a rollup row whose grain columns hold VALUES (in grain column order)."""
+    return KEY_SEPARATOR.join(str(int(v)) if isinstance(v, bool) else str(v) for v in values)
+
+
+def _grouped_rows(
+    rollup: RollupSpec,
+    grain: str,
+    tier: str,
+    rows: models.QuerySet,
+    *,
+    bucket: models.Expression,
+    dimension: Callable[[str], models.Expression],
+    measure: Callable[[Measure], models.Expression],
+) -> models.QuerySet:
+    """ROWS (facts, or rollup rows of a finer tier) aggregated into GRAIN's rows at TIER,
+    as a values_list in the rollup table's column order (grain, key, bucket, dims…,
+    measures…). BUCKET is the bucket's expression, DIMENSION and MEASURE give each
+    dimension's and measure's expression over ROWS."""
+    columns = rollup.grains[grain].columns
+    dims = {f"d_{name}": dimension(name) for name in columns}
+    grouped = rows.annotate(r_bucket=bucket, **dims).values("r_bucket", *dims)
+    key_parts: list[models.Expression] = []
+    for i, name in enumerate(columns):
+        if i:
+            key_parts.append(Value(KEY_SEPARATOR))
+        key_parts.append(_key_sql(models.F(f"d_{name}"), rollup.table._meta.get_field(name)))
+    if not key_parts:
+        key: models.Expression = Value("")
+    elif len(key_parts) == 1:
+        key = key_parts[0]
+    else:
+        key = Concat(*key_parts, output_field=models.TextField())
+    neutral = {f"n_{name}": Value(default) for name, (_, default) in rollup.dimensions.items() if name not in columns}
+    measures = {f"m_{m.name}": measure(m) for m in rollup.measures}
+    first = f"m_{rollup.measures[0].name}"
+    annotated = (
+        grouped.annotate(r_grain=Value(stored_grain(grain, tier)), r_key=key, **neutral, **measures)
+        # A group counts at least one fact (an ungrouped aggregate of nothing would be a row of zeros).
+        .filter(**{f"{first}__gt": 0})
+    )
+    ordered = ["r_grain", "r_key", "r_bucket"]
+    ordered += [f"d_{n}" if n in columns else f"n_{n}" for n in rollup.dimensions]
+    ordered += [f"m_{m}" for m in rollup.measure_names]
+    return annotated.values_list(*ordered).order_by()
+
+
+def _tier_bucket(tier: str, column: str) -> models.Expression:
+    if tier == "hour":
+        return TruncHour(column, tzinfo=UTC)
+    if tier == "day":
+        return TruncDay(column, tzinfo=UTC)
+    return Value(ALL_BUCKET)
+
+
+def from_facts(rollup: RollupSpec, grain: str, tier: str, facts: models.QuerySet) -> models.QuerySet:
+    """GRAIN's rows at TIER that FACTS add up to."""
+    return _grouped_rows(
+        rollup, grain, tier, facts,
+        bucket=_tier_bucket(tier, "created_at"),
+        dimension=lambda name: rollup.dimensions[name][0](),
+        measure=lambda m: m.aggregate(),
+    )
+
+
+def from_rollups(rollup: RollupSpec, grain: str, tier: str, since: datetime | None = None) -> models.QuerySet:
+    """GRAIN's rows at TIER ("day" or "all") as the finer tier adds them up: day rows
+    from the hourly rows of `day_source(grain)`, all-time rows from GRAIN's day rows
+    (from SINCE's bucket on)."""
+    source = stored_grain(rollup.day_source(grain), "hour") if tier == "day" else stored_grain(grain, "day")
+    rows = rollup.table.objects.filter(grain=source)
+    if since is not None:
+        rows = rows.filter(bucket__gte=since)
+    return _grouped_rows(
+        rollup, grain, tier, rows,
+        bucket=_tier_bucket(tier, "bucket"),
+        dimension=lambda name: models.F(name),
+        measure=lambda m: m.over_rollups(),
+    )
+
+
+def _insert_statement(
+    rollup: RollupSpec, members: list[models.QuerySet], *, prefix: str = "", upsert: bool
+) -> tuple[str, list[Any]]:
+    """The INSERT of the rows of MEMBERS (aggregate queries in column order) into the
+    rollup table, and its parameters; with UPSERT, adding them to the rows already there,
+    in (grain, key, bucket) order. PREFIX is a WITH clause the members may read."""
+    qn = connection.ops.quote_name
+    table = qn(rollup.table._meta.db_table)
+    sql_parts, params = [], []
+    for member in members:
+        sql, member_params = member.query.sql_with_params()
+        sql_parts.append(sql)
+        params += member_params
+    columns = ", ".join(qn(c) for c in rollup.columns)
+    statement = f"{prefix} INSERT INTO {table} ({columns}) SELECT * FROM ({' UNION ALL '.join(sql_parts)}) AS batch"
+    if upsert:
+        updates = []
+        for measure in rollup.measures:
+            col = qn(measure.name)
+            if measure.merge == "max":
+                updates.append(
+                    f"{col} = CASE WHEN {table}.{col} IS NULL OR excluded.{col} > {table}.{col} "
+                    f"THEN excluded.{col} ELSE {table}.{col} END"
+                )
+            else:
+                updates.append(f"{col} = {table}.{col} + excluded.{col}")
+        # WHERE: SQLite's parser needs it between a SELECT and ON CONFLICT.
+        statement += " WHERE 1 = 1 ORDER BY 1, 2, 3"
+        statement += f" ON CONFLICT ({qn('grain')}, {qn('key')}, {qn('bucket')}) DO UPDATE SET {', '.join(updates)}"
+    return statement, params
+
+
+def _insert(rollup: RollupSpec, members: list[models.QuerySet], *, upsert: bool) -> int:
+    statement, params = _insert_statement(rollup, members, upsert=upsert)
+    with connection.cursor() as cursor:
+        cursor.execute(statement, params)
+        return cursor.rowcount
 
 
 # --- increments at ingest -------------------------------------------------------------
 
 
-def _key_text(value: Any) -> str:
-    # Booleans are keyed 1/0, as `_key_sql` writes them on every database
-    # (PostgreSQL would cast a boolean to 'true', SQLite stores 1).
-    if isinstance(value, bool):
-        return str(int(value))
-    return str(value)
+_APPLY_STATEMENTS: dict[tuple[str, str], tuple[str, list[Any]]] = {}
+# The raw connections on which each apply statement is prepared (PostgreSQL).
+_PREPARED: weakref.WeakKeyDictionary[Any, set[str]] = weakref.WeakKeyDictionary()
 
 
-def _row_key(dims: dict[str, Any], columns: tuple[str, ...]) -> str:
-    return KEY_SEPARATOR.join(_key_text(dims[c]) for c in columns)
+def _apply_statement(rollup: RollupSpec) -> tuple[str, list[Any]]:
+    """The upsert that adds a batch of facts to every grain and tier of ROLLUP, and its
+    constant parameters, built once per process (it is the same for every batch). The
+    batch's ids are its first parameter: `$1` on PostgreSQL, where the constants are
+    written into the text of a statement to prepare, `%s` elsewhere."""
+    cached = (rollup.kind, connection.vendor)
+    if cached not in _APPLY_STATEMENTS:
+        postgres = connection.vendor == "postgresql"
+        if postgres:
+            prefix = "WITH statsite_batch(id) AS (SELECT unnest($1::bigint[]))"
+        else:
+            prefix = "WITH statsite_batch(id) AS (SELECT value FROM json_each(%s))"
+        facts = rollup.facts().filter(pk__in=RawSQL("SELECT id FROM statsite_batch", []))
+        members = [
+            from_facts(rollup, name, tier, facts) for name, grain in rollup.grains.items() for tier in grain.tiers
+        ]
+        statement, params = _insert_statement(rollup, members, prefix=prefix, upsert=True)
+        if postgres:
+            with connection.cursor() as cursor:
+                statement, params = cursor.mogrify(statement, params), []
+        _APPLY_STATEMENTS[cached] = (statement, params)
+    return _APPLY_STATEMENTS[cached]
 
 
 def apply(kind: str, facts: Iterable[Any]) -> int:
-    """Add FACTS (just-inserted rows) to the rollups of KIND; returns the bucket rows touched.
-    Must run inside the transaction that inserted the facts."""
+    """Add FACTS (rows just inserted, with their ids) to every grain and tier of KIND's
+    rollups; rows that are not facts of KIND are ignored. Returns the rollup rows
+    written. Must run inside the transaction that inserted the facts."""
     rollup = spec(kind)
-    totals: dict[tuple[str, str, datetime], list] = {}
-    dims_of: dict[tuple[str, str, datetime], dict[str, Any]] = {}
-    for row in facts:
-        if not rollup.is_fact(row):
-            continue
-        dims = {name: value(row) for name, (value, _, _) in rollup.dimensions.items()}
-        bucket = floor_hour(row.created_at)
-        contributions = [m.contribution(row) for m in rollup.measures]
-        for grain, columns in rollup.grains.items():
-            ident = (grain, _row_key(dims, columns), bucket)
-            current = totals.get(ident)
-            if current is None:
-                totals[ident] = list(contributions)
-                dims_of[ident] = {
-                    name: (dims[name] if name in columns else neutral)
-                    for name, (_, _, neutral) in rollup.dimensions.items()
-                }
-            else:
-                for i, measure in enumerate(rollup.measures):
-                    if measure.merge == "max":
-                        current[i] = max(current[i], contributions[i])
-                    else:
-                        current[i] += contributions[i]
-    if totals:
-        rows = [(ident, dims_of[ident], totals[ident]) for ident in sorted(totals)]
-        _upsert(rollup, rows)
-    return len(totals)
-
-
-def _upsert(rollup: RollupSpec, rows: list[tuple[tuple[str, str, datetime], dict, list]]) -> None:
-    table = rollup.table._meta.db_table
-    qn = connection.ops.quote_name
-    dim_names = list(rollup.dimensions)
-    columns = ["grain", "key", "bucket", *dim_names, *rollup.measure_names]
-    updates = []
-    for measure in rollup.measures:
-        col = qn(measure.name)
-        if measure.merge == "max":
-            updates.append(
-                f"{col} = CASE WHEN {qn(table)}.{col} IS NULL OR excluded.{col} > {qn(table)}.{col} "
-                f"THEN excluded.{col} ELSE {qn(table)}.{col} END"
-            )
-        else:
-            updates.append(f"{col} = {qn(table)}.{col} + excluded.{col}")
-    row_sql = "(" + ", ".join(["%s"] * len(columns)) + ")"
-    # Stay well under both databases' bound-parameter limits.
-    per_statement = max(1, 30_000 // len(columns))
-    ops = connection.ops
+    ids = sorted({fact.pk for fact in facts if fact.pk is not None})
+    if not ids:
+        return 0
+    statement, params = _apply_statement(rollup)
     with connection.cursor() as cursor:
-        for start in range(0, len(rows), per_statement):
-            chunk = rows[start : start + per_statement]
-            params: list[Any] = []
-            for (grain, key, bucket), dims, values in chunk:
-                params += [grain, key, ops.adapt_datetimefield_value(bucket)]
-                params += [dims[name] for name in dim_names]
-                for measure, value in zip(rollup.measures, values):
-                    if isinstance(value, datetime):
-                        value = ops.adapt_datetimefield_value(value)
-                    elif isinstance(value, Decimal):
-                        value = ops.adapt_decimalfield_value(value, 28, 8)
-                    params.append(value)
-            cursor.execute(
-                f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in columns)}) "
-                f"VALUES {', '.join([row_sql] * len(chunk))} "
-                f"ON CONFLICT ({qn('grain')}, {qn('key')}, {qn('bucket')}) DO UPDATE SET {', '.join(updates)}",
-                params,
-            )
+        if connection.vendor != "postgresql":
+            cursor.execute(statement, [json.dumps(ids), *params])
+            return cursor.rowcount
+        # Prepared once per connection (pooled connections live on): planning its dozens
+        # of aggregates, and sending its text, would cost more than running it.
+        name = f"statsite_apply_{kind}"
+        prepared = _PREPARED.setdefault(connection.connection, set())
+        if name not in prepared:
+            cursor.execute(f"PREPARE {name} AS {statement}")
+            prepared.add(name)
+        cursor.execute(f"EXECUTE {name}(%s)", [ids])
+        return cursor.rowcount
 
 
 # --- rebuild and check ------------------------------------------------------------------
@@ -347,6 +574,8 @@ def forget_horizon(fact_kind: str) -> None:
 
 
 def rebuildable_from(kind: str, since: datetime | None) -> datetime | None:
+    """The first hour whose rollups can be rebuilt from the facts: SINCE's, never before
+    the purge horizon."""
     start = floor_hour(since) if since else None
     edge = horizon(kind)
     if edge is not None and (start is None or start < edge):
@@ -354,62 +583,32 @@ def rebuildable_from(kind: str, since: datetime | None) -> datetime | None:
     return start
 
 
-def _key_sql(value: models.Expression, field: models.Field) -> models.Expression:
-    """VALUE as the text `_key_text` gives in Python."""
-    if isinstance(field, models.BooleanField):
-        value = Cast(value, models.IntegerField())
-    return Cast(value, models.TextField())
-
-
-def _aggregate_queryset(rollup: RollupSpec, grain: str, start: datetime | None) -> models.QuerySet:
-    """The rollup rows of GRAIN that the facts from START on add up to, as a values_list
-    in the rollup table's column order (grain, key, bucket, dims…, measures…)."""
-    columns = rollup.grains[grain]
+def _tier_sources(rollup: RollupSpec, start: datetime | None):
+    """Per tier: the first bucket to rebuild, and each grain's expected rows from there on."""
+    day_start = floor_day(start) if start is not None else None
     facts = rollup.facts()
     if start is not None:
         facts = facts.filter(created_at__gte=start)
-    dims = {f"d_{name}": expr() for name, (_, expr, _) in rollup.dimensions.items() if name in columns}
-    grouped = facts.annotate(r_bucket=TruncHour("created_at", tzinfo=UTC), **dims).values(
-        "r_bucket", *dims
-    )
-    key_parts: list[models.Expression] = []
-    for i, name in enumerate(columns):
-        if i:
-            key_parts.append(Value(KEY_SEPARATOR))
-        key_parts.append(_key_sql(models.F(f"d_{name}"), rollup.table._meta.get_field(name)))
-    key = key_parts[0] if len(key_parts) == 1 else Concat(*key_parts, output_field=models.TextField())
-    neutral = {
-        f"n_{name}": Value(default)
-        for name, (_, _, default) in rollup.dimensions.items()
-        if name not in columns
-    }
-    measures = {f"m_{m.name}": m.aggregate() for m in rollup.measures}
-    annotated = grouped.annotate(r_grain=Value(grain), r_key=key, **neutral, **measures)
-    ordered = ["r_grain", "r_key", "r_bucket"]
-    ordered += [f"d_{n}" if n in columns else f"n_{n}" for n in rollup.dimensions]
-    ordered += [f"m_{m}" for m in rollup.measure_names]
-    return annotated.values_list(*ordered).order_by()
+    yield "hour", start, {g: from_facts(rollup, g, "hour", facts) for g in rollup.grains_at("hour")}
+    yield "day", day_start, {g: from_rollups(rollup, g, "day", day_start) for g in rollup.grains_at("day")}
+    yield "all", None, {g: from_rollups(rollup, g, "all") for g in rollup.grains_at("all")}
 
 
 def rebuild(kind: str, *, since: datetime | None = None) -> int:
-    """Recompute the rollups of KIND from the facts (from SINCE's hour on, never
-    before the purge horizon); returns the rollup rows written."""
+    """Recompute the rollups of KIND: the hour tier from the facts (from SINCE's hour on,
+    never before the purge horizon), the day tier from the hour tier (from that day on),
+    the all tier from the day tier. Returns the rollup rows written."""
     rollup = spec(kind)
-    start = rebuildable_from(kind, since)
-    table = rollup.table._meta.db_table
-    qn = connection.ops.quote_name
-    columns = ["grain", "key", "bucket", *rollup.dimensions, *rollup.measure_names]
     written = 0
     with transaction.atomic():
-        stale = rollup.table.objects.all()
-        if start is not None:
-            stale = stale.filter(bucket__gte=start)
-        stale.delete()
-        with connection.cursor() as cursor:
-            for grain in rollup.grains:
-                sql, params = _aggregate_queryset(rollup, grain, start).query.sql_with_params()
-                cursor.execute(f"INSERT INTO {qn(table)} ({', '.join(qn(c) for c in columns)}) {sql}", params)
-                written += cursor.rowcount
+        for tier, first_bucket, expected in _tier_sources(rollup, rebuildable_from(kind, since)):
+            stale = rollup.table.objects.filter(grain__in=[stored_grain(g, tier) for g in expected])
+            if first_bucket is not None:
+                stale = stale.filter(bucket__gte=first_bucket)
+            stale.delete()
+            # One statement per grain: each is a full pass over its source anyway.
+            for member in expected.values():
+                written += _insert(rollup, [member], upsert=False)
     return written
 
 
@@ -424,36 +623,40 @@ class Difference:
 
     def __str__(self) -> str:
         key = self.key.replace(KEY_SEPARATOR, " | ")
-        return f"{self.grain} [{key}] {self.bucket:%Y-%m-%d %H:00} {self.field}: rollup={self.rollup} facts={self.facts}"
+        when = f"{self.bucket:%Y-%m-%d %H:00}"
+        return f"{self.grain} [{key}] {when} {self.field}: rollup={self.rollup} facts={self.facts}"
 
 
 def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
-    """Compare the rollups of KIND with the facts (from SINCE's hour on, never before the
-    purge horizon); returns every difference (empty when they agree)."""
+    """Compare the rollups of KIND with what they are built from: the hour tier with the
+    facts (from SINCE's hour on, never before the purge horizon), the day tier with the
+    hour tier, the all tier with the day tier. Returns every difference (empty when they
+    agree)."""
     rollup = spec(kind)
-    start = rebuildable_from(kind, since)
     names = list(rollup.measure_names)
+    offset = 3 + len(rollup.dimensions)
     differences: list[Difference] = []
-    for grain in rollup.grains:
-        expected: dict[tuple[str, datetime], list] = {}
-        offset = 3 + len(rollup.dimensions)
-        for row in _aggregate_queryset(rollup, grain, start).iterator():
-            expected[(row[1], _as_utc(row[2]))] = list(row[offset:])
-        stored_rows = rollup.table.objects.filter(grain=grain)
-        if start is not None:
-            stored_rows = stored_rows.filter(bucket__gte=start)
-        stored = {(r[0], _as_utc(r[1])): list(r[2:]) for r in stored_rows.values_list("key", "bucket", *names)}
-        for ident in sorted(expected.keys() | stored.keys()):
-            want = expected.get(ident) or [None] * len(names)
-            have = stored.get(ident) or [None] * len(names)
-            for name, a, b in zip(names, have, want):
-                if not _same(a, b):
-                    differences.append(Difference(grain, ident[0], ident[1], name, a, b))
+    for tier, first_bucket, expected_by_grain in _tier_sources(rollup, rebuildable_from(kind, since)):
+        for grain, member in expected_by_grain.items():
+            name = stored_grain(grain, tier)
+            expected = {(row[1], _as_utc(row[2])): list(row[offset:]) for row in member.iterator()}
+            stored_rows = rollup.table.objects.filter(grain=name)
+            if first_bucket is not None:
+                stored_rows = stored_rows.filter(bucket__gte=first_bucket)
+            stored = {
+                (r[0], _as_utc(r[1])): list(r[2:]) for r in stored_rows.values_list("key", "bucket", *names)
+            }
+            for ident in sorted(expected.keys() | stored.keys()):
+                want = expected.get(ident) or [None] * len(names)
+                have = stored.get(ident) or [None] * len(names)
+                for field, a, b in zip(names, have, want):
+                    if not _same(a, b):
+                        differences.append(Difference(name, ident[0], ident[1], field, a, b))
     return differences
 
 
 def _as_utc(value: datetime | str) -> datetime:
-    if isinstance(value, str):  # SQLite returns TruncHour results of a raw values_list as text
+    if isinstance(value, str):  # SQLite returns truncated times of a raw values_list as text
         value = datetime.fromisoformat(value)
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)

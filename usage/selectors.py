@@ -1,15 +1,18 @@
 """Usage statistics over any window, exact, at the cost of the buckets it spans.
 
 Every statistic is a sum (or max) of the rollup measures over a window
-`[start, end)`. The window is split into whole hourly buckets, answered from the
-rollups, and the partial hours at its edges, answered from the raw rows with the
-very aggregates the rollups are built from (`usage.rollups`), so the answer is
-exactly what a scan of the raw rows would give. When the answer is a daily
-series in a time zone whose midnight falls inside a UTC hour (India, Nepal, …),
-the hours that hold a midnight are read raw too, so no bucket straddles two days.
+`[start, end)`. The window is cut into whole UTC days (answered from day rows),
+whole UTC hours (hour rows) and the partial hours at its edges (the raw rows, with
+the very aggregates the rollups are built from, `usage.rollups`), so the answer is
+exactly what a scan of the raw rows would give, at the cost of a few dozen buckets
+per group whatever the window. A window from the beginning of time up to about now
+is answered from the all-time rows, less what lies after its end. When the answer
+is a daily series in a time zone whose midnight is not a UTC midnight, days are
+read by the hour, and the hours that hold a midnight (India, Nepal, …) raw, so no
+bucket straddles two days.
 
-Results are aggregated in the database; Python only merges the few grouped
-rows of the two parts.
+Results are aggregated in the database; Python only merges the few grouped rows of
+the parts.
 """
 
 from __future__ import annotations
@@ -19,17 +22,56 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any, TypedDict
+from operator import itemgetter
+from typing import Any, Literal, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import Max, Q, Sum
+from django.db.models import BigIntegerField, Func, Q
 from django.db.models.functions import TruncDate, TruncHour
+from django.utils import timezone
 
 from usage.models import LATENCY_BOUNDS_MS, Channel, latency_field_names
-from usage.rollups import HOUR, ceil_hour, floor_hour, horizon, spec
+from usage.rollups import (
+    ALL_BUCKET,
+    DAY,
+    HOUR,
+    ceil_day,
+    ceil_hour,
+    floor_day,
+    floor_hour,
+    horizon,
+    key_text,
+    spec,
+    stored_grain,
+)
 
 SERIES = ("hour", "day")
+# Where rows of facts purged before the horizon are concerned: "counted" (statistics:
+# the rollups still count them) or "excluded" (totals of the rows still stored).
+Purged = Literal["counted", "excluded"]
+# The end of every window that runs "to the end of time" (facts are never more than a
+# day in the future; far enough that no date arithmetic overflows).
+FOREVER = datetime(9000, 1, 1, tzinfo=UTC)
+# A window from ALL_BUCKET on is read from the all-time rows when it ends this close to
+# now or later: what lies after its end, the raw rows to take away, is that short.
+ALL_TIME_SLACK = timedelta(hours=1)
+
+Range = tuple[datetime, datetime]
+# The key of an hourly series' hour while its rows are merged (unix seconds).
+HOUR_KEY = "hour_start"
+
+
+class UnixSeconds(Func):
+    """A time as whole unix seconds, in the database."""
+
+    output_field = BigIntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS bigint)")
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS integer)")
 
 
 def stats_zone() -> tzinfo:
@@ -37,11 +79,23 @@ def stats_zone() -> tzinfo:
 
 
 @dataclass(frozen=True)
-class Split:
-    """A window cut into ranges answered by rollup buckets and ranges answered by raw rows."""
+class Plan:
+    """A window cut into ranges answered by raw rows, hour buckets and day buckets,
+    less the raw rows of MINUS (the parts of edge hours outside the window, where
+    they are the smaller part: an hour's bucket less them is the rest of it)."""
 
-    rollup: tuple[tuple[datetime, datetime], ...]
-    raw: tuple[tuple[datetime, datetime], ...]
+    raw: tuple[Range, ...] = ()
+    hours: tuple[Range, ...] = ()
+    days: tuple[Range, ...] = ()
+    minus: tuple[Range, ...] = ()
+
+    def __add__(self, other: Plan) -> Plan:
+        return Plan(
+            tuple(_merged([*self.raw, *other.raw])),
+            tuple(_merged([*self.hours, *other.hours])),
+            tuple(_merged([*self.days, *other.days])),
+            tuple(_merged([*self.minus, *other.minus])),
+        )
 
 
 def local_midnights(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
@@ -57,52 +111,95 @@ def local_midnights(start: datetime, end: datetime, tz: tzinfo) -> list[datetime
         day += timedelta(days=1)
 
 
-def split_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = ()) -> Split:
-    """[start, end) as whole UTC hours (rollups) and the rest (raw rows). An hour with a
-    CUT strictly inside it is read raw, so results can be split exactly at the cuts."""
+def plan_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = (), days: bool = True) -> Plan:
+    """[start, end) as whole UTC days (with DAYS), whole UTC hours and the partial hours
+    at its edges (raw). A CUT inside an hour makes that hour raw; a cut inside a day
+    makes that day hours, so results can be split exactly at the cuts."""
     if start >= end:
-        return Split((), ())
+        return Plan()
     first, last = ceil_hour(start), floor_hour(end)
     if first >= last:
-        return Split((), ((start, end),))
-    raw: list[tuple[datetime, datetime]] = []
+        return Plan(raw=((start, end),))
+    raw: list[Range] = []
     if start < first:
         raw.append((start, first))
-    split_hours = sorted({floor_hour(c) for c in cuts if first <= c < last and floor_hour(c) != c})
-    rollup: list[tuple[datetime, datetime]] = []
-    cursor = first
-    for hour in split_hours:
-        if cursor < hour:
-            rollup.append((cursor, hour))
-        raw.append((hour, hour + HOUR))
-        cursor = hour + HOUR
-    if cursor < last:
-        rollup.append((cursor, last))
     if last < end:
         raw.append((last, end))
-    return Split(tuple(rollup), tuple(_merged(sorted(raw))))
+    cuts = [c for c in cuts if first <= c < last]
+    split_hours = sorted({floor_hour(c) for c in cuts if floor_hour(c) != c})
+    split_days = {floor_day(c) for c in cuts if floor_day(c) != c}
+    hours, whole_days = _days_within(first, last, split_days if days else None)
+    # An hour holding a cut lies in a day holding it, which is read by the hour.
+    raw += [(hour, hour + HOUR) for hour in split_hours]
+    return Plan(tuple(_merged(raw)), tuple(_merged(_without(hours, split_hours))), tuple(_merged(whole_days)))
 
 
-def _history_from_rollups(split: Split, purged_until: datetime | None) -> Split:
-    """SPLIT with the raw hours before PURGED_UNTIL answered by their whole rollup bucket.
-
-    Raw rows there may have been purged while the bucket still counts them: the bucket
-    is the only full record left. Such windows are answered to the hour (the edge hour
-    counted whole), not to the second."""
-    if purged_until is None or split.raw[0][0] >= purged_until:
-        return split
-    rollup, raw = list(split.rollup), []
-    for lo, hi in split.raw:
-        if lo < purged_until:
-            rollup.append((floor_hour(lo), ceil_hour(hi)))
+def by_complement(plan: Plan, cuts: Iterable[datetime] = (), *, after: datetime | None = None) -> Plan:
+    """PLAN with each partial edge hour whose outside part is the smaller read as its
+    bucket less that part: a window ending now reads the rows after now (none, or a
+    few stamped in the future) instead of those since the hour began. Hours holding a
+    CUT stay raw (their bucket straddles two days). AFTER: only outside parts from
+    that instant on (the future, where there is seldom anything to take away)."""
+    raw, hours, minus = [], list(plan.hours), list(plan.minus)
+    for lo, hi in plan.raw:
+        hour = floor_hour(lo)
+        outside = [(a, b) for a, b in ((hour, lo), (hi, hour + HOUR)) if a < b]
+        whole = hi <= hour + HOUR and (lo, hi) != (hour, hour + HOUR)
+        shorter = sum((b - a for a, b in outside), timedelta()) < hi - lo
+        allowed = after is None or all(a >= after for a, _ in outside)
+        if whole and shorter and allowed and not any(hour < c < hour + HOUR for c in cuts):
+            hours.append((hour, hour + HOUR))
+            minus += outside
         else:
             raw.append((lo, hi))
-    return Split(tuple(_merged(sorted(set(rollup)))), tuple(raw))
+    return Plan(tuple(raw), tuple(_merged(hours)), plan.days, tuple(_merged(minus)))
 
 
-def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    out: list[tuple[datetime, datetime]] = []
+def _without(ranges: list[Range], holes: list[datetime]) -> list[Range]:
+    """Hour-aligned RANGES (sorted) less the sorted hours HOLES."""
+    out: list[Range] = []
+    i = 0
     for lo, hi in ranges:
+        cursor = lo
+        while i < len(holes) and holes[i] < hi:
+            if holes[i] >= lo:
+                if cursor < holes[i]:
+                    out.append((cursor, holes[i]))
+                cursor = holes[i] + HOUR
+            i += 1
+        if cursor < hi:
+            out.append((cursor, hi))
+    return out
+
+
+def _days_within(lo: datetime, hi: datetime, split_days: set[datetime] | None) -> tuple[list[Range], list[Range]]:
+    """Hour-aligned [lo, hi) as (hour ranges, whole-day ranges); days in SPLIT_DAYS, and
+    every day when SPLIT_DAYS is None, stay hours."""
+    if split_days is None:
+        return [(lo, hi)], []
+    first_day, last_day = ceil_day(lo), floor_day(hi)
+    if first_day >= last_day:
+        return [(lo, hi)], []
+    hours: list[Range] = []
+    days: list[Range] = []
+    if lo < first_day:
+        hours.append((lo, first_day))
+    day = first_day
+    for split in sorted(d for d in split_days if first_day <= d < last_day):
+        if day < split:
+            days.append((day, split))
+        hours.append((split, split + DAY))
+        day = split + DAY
+    if day < last_day:
+        days.append((day, last_day))
+    if last_day < hi:
+        hours.append((last_day, hi))
+    return hours, days
+
+
+def _merged(ranges: Iterable[Range]) -> list[Range]:
+    out: list[Range] = []
+    for lo, hi in sorted(ranges):
         if out and out[-1][1] == lo:
             out[-1] = (out[-1][0], hi)
         else:
@@ -110,142 +207,303 @@ def _merged(ranges: list[tuple[datetime, datetime]]) -> list[tuple[datetime, dat
     return out
 
 
-def _ranges_q(field: str, ranges: Sequence[tuple[datetime, datetime]]) -> Q:
+def _with_history(plan: Plan, purged_until: datetime | None) -> Plan:
+    """PLAN with the raw ranges before PURGED_UNTIL answered by their whole hour buckets.
+
+    Raw rows there may have been purged while the bucket still counts them: the bucket
+    is the only full record left. Such windows are answered to the hour (the edge hour
+    counted whole), not to the second."""
+    if purged_until is None or not plan.raw or plan.raw[0][0] >= purged_until:
+        return plan
+    hours, raw = list(plan.hours), []
+    for lo, hi in plan.raw:
+        if lo < purged_until:
+            hours.append((floor_hour(lo), ceil_hour(hi)))
+        else:
+            raw.append((lo, hi))
+    return Plan(tuple(raw), tuple(_merged(set(hours))), plan.days)
+
+
+def _ranges_q(field: str, ranges: Sequence[Range]) -> Q:
     query = Q()
     for lo, hi in ranges:
         query |= Q(**{f"{field}__gte": lo, f"{field}__lt": hi})
     return query
 
 
-def pick_grain(kind: str, dimensions: Iterable[str]) -> str | None:
-    """The smallest grain of KIND that holds every one of DIMENSIONS, or None."""
-    wanted = set(dimensions)
-    fitting = [(len(cols), name) for name, cols in spec(kind).grains.items() if wanted <= set(cols)]
-    return min(fitting)[1] if fitting else None
+def pick_grain(kind: str, dimensions: Iterable[str], tier: str = "hour") -> str | None:
+    """The smallest grain of KIND kept at TIER that holds every one of DIMENSIONS, or None."""
+    return spec(kind).pick(dimensions, tier)
+
+
+@dataclass(frozen=True)
+class _Query:
+    """What one usage() call asks, resolved against its rollup spec."""
+
+    kind: str
+    group_by: tuple[str, ...]
+    filters: dict[str, Any]
+    series: str | None
+    tz: tzinfo
+    measures: tuple  # of rollups.Measure
+
+    @property
+    def rollup(self):
+        return spec(self.kind)
+
+    @property
+    def keys(self) -> list[str]:
+        """The group keys: the dimensions, then the series' (an hour as unix seconds,
+        `HOUR_KEY`, while merging: an integer is cheaper to read and compare than a time)."""
+        series_key = {"hour": HOUR_KEY, "day": "day"}.get(self.series or "")
+        return [*self.group_by, *([series_key] if series_key else [])]
 
 
 def usage(
     kind: str,
     *,
-    start: datetime,
-    end: datetime,
+    start: datetime | None,
+    end: datetime | None,
     group_by: Sequence[str] = (),
     filters: dict[str, Any] | None = None,
     series: str | None = None,
     tz: tzinfo | None = None,
     measures: Sequence[str] | None = None,
+    purged: Purged = "counted",
 ) -> list[dict[str, Any]]:
-    """Sums of KIND's rollup measures ("llm", "tools" or "messages") over [START, END),
-    one dict per group: the GROUP_BY dimension values, then `bucket` (series="hour": the
-    UTC hour) or `day` (series="day": the date in TZ, default STATS_TIME_ZONE), then the
+    """Sums of KIND's rollup measures (a rollups.ROLLUP_KINDS kind) over [START, END)
+    (None: from the first possible fact, ALL_BUCKET, or to the end of time), one dict
+    per group: the GROUP_BY dimension values, then `bucket` (series="hour": the UTC
+    hour) or `day` (series="day": the date in TZ, default STATS_TIME_ZONE), then the
     MEASURES asked for (default every one; asking for fewer saves work in the database
-    and here). FILTERS are exact matches on dimensions. Sorted by the group keys."""
+    and here). FILTERS are exact matches on dimensions. PURGED says whether facts
+    purged before the horizon still count (statistics) or not (totals of stored rows).
+    Sorted by the group keys."""
+    query = _query(kind, group_by, filters, series, tz, measures)
+    names = [*query.keys, *(m.name for m in query.measures)]
+    rows = [dict(zip(names, row)) for row in _merged_rows(query, start, end, purged)]
+    if series == "hour":
+        for row in rows:
+            row["bucket"] = datetime.fromtimestamp(row.pop(HOUR_KEY), UTC)
+    return rows
+
+
+def _query(
+    kind: str, group_by: Sequence[str], filters: dict[str, Any] | None, series: str | None, tz: tzinfo | None,
+    measures: Sequence[str] | None,
+) -> _Query:
     rollup = spec(kind)
     filters = dict(filters or {})
     if series not in (None, *SERIES):
         raise ValueError(f"series must be one of {SERIES}")
-    tz = tz or stats_zone()
     unknown = (set(group_by) | set(filters)) - set(rollup.dimensions)
     if unknown:
         raise ValueError(f"unknown dimensions for {kind}: {sorted(unknown)}")
+    return _Query(kind, tuple(group_by), filters, series, tz or stats_zone(), _chosen_measures(rollup, measures))
 
-    cuts = local_midnights(start, end, tz) if series == "day" else []
-    grain = pick_grain(kind, [*group_by, *filters])
-    split = split_window(start, end, cuts=cuts)
-    if grain is None:
-        # No rollup holds this combination of dimensions: the raw rows answer it all.
-        split = Split((), ((start, end),) if start < end else ())
-    elif split.raw:
-        split = _history_from_rollups(split, horizon(kind, cached=True))
 
+def _merged_rows(
+    query: _Query, start: datetime | None, end: datetime | None, purged: Purged, order: Sequence[int] | None = None
+) -> list[list[Any]]:
+    """usage()'s rows as lists of the group keys (hours in unix seconds) then the
+    measures, sorted by the group keys (in ORDER, positions of query.keys, if given)."""
+    # No fact is older than ALL_BUCKET (a constraint of every fact table).
+    start = max(start or ALL_BUCKET, ALL_BUCKET)
+    if end is not None and start >= end:
+        return []
+    merged: dict[tuple, list[Any]] = {}
+    if not _from_all_time(query, start, end, purged, merged):
+        planned = _plan(query, start, end or FOREVER, purged)
+        outside: dict[tuple, list[Any]] = {}
+        if planned[0].minus:
+            _absorb(query, outside, _read(query, (Plan(raw=planned[0].minus), None, None)))
+            if outside and any(m.merge == "max" for m in query.measures):
+                # The newest fact of an edge hour may lie outside: read the edges raw.
+                outside = {}
+                planned = _plan(query, start, end or FOREVER, purged, complement=False)
+        _absorb(query, merged, _read(query, planned))
+        _subtract(query, merged, outside)
+    # Group keys are of one type per position (dates, or hours, or one column's values).
+    if order is None:
+        return [merged[ident] for ident in sorted(merged)]
+    return [merged[ident] for ident in sorted(merged, key=itemgetter(*order))]
+
+
+def _chosen_measures(rollup, measures: Sequence[str] | None) -> tuple:
     if measures is None:
-        chosen = rollup.measures
-    else:
-        missing = set(measures) - set(rollup.measure_names)
-        if missing:
-            raise ValueError(f"unknown measures for {kind}: {sorted(missing)}")
-        # The counting measure always comes first: it tells an empty aggregate apart.
-        wanted = {rollup.measures[0].name, *measures}
-        chosen = tuple(m for m in rollup.measures if m.name in wanted)
-    measures = chosen
-    series_key = {"hour": "bucket", "day": "day"}.get(series or "")
-    keys = [*group_by, *([series_key] if series_key else [])]
-    merged: dict[tuple, dict[str, Any]] = {}
+        return rollup.measures
+    missing = set(measures) - set(rollup.measure_names)
+    if missing:
+        raise ValueError(f"unknown measures for {rollup.kind}: {sorted(missing)}")
+    # The counting measure always comes first: it tells an empty aggregate apart.
+    wanted = {rollup.measures[0].name, *measures}
+    return tuple(m for m in rollup.measures if m.name in wanted)
 
-    def absorb(rows: Iterable[dict[str, Any]]) -> None:
-        for row in rows:
-            ident = tuple(_normal(row[k], rollup.dimensions.get(k)) for k in keys)
-            if series_key == "bucket":
-                ident = ident[:-1] + (_as_utc(row["bucket"]),)
+
+def _plan(
+    query: _Query, start: datetime, end: datetime, purged: Purged, *, complement: bool = True
+) -> tuple[Plan, str | None, str | None]:
+    """(plan, hour grain, day grain) of [START, END) for QUERY; with COMPLEMENT, edge
+    hours may be read as their bucket less the outside part (`by_complement`): for a
+    query of a max measure, only where that part is in the future (else the newest
+    fact of the hour might lie outside the window)."""
+    after = timezone.now() if any(m.merge == "max" for m in query.measures) else None
+    rollup = query.rollup
+    dimensions = [*query.group_by, *query.filters]
+    hour_grain = rollup.pick(dimensions, "hour")
+    day_grain = rollup.pick(dimensions, "day") if query.series != "hour" else None
+    if hour_grain is None:
+        # No rollup holds this combination of dimensions: the raw rows answer it all.
+        return Plan(raw=((start, end),)), None, None
+    edge = horizon(query.kind, cached=True)
+    cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+    if purged == "excluded" and edge is not None and start < edge:
+        # Stored rows only: everything before the horizon is read raw (most of it is gone).
+        raw_until = min(edge, end)
+        plan = Plan(raw=((start, raw_until),))
+        if raw_until < end:
+            later = plan_window(raw_until, end, cuts=cuts, days=day_grain is not None)
+            plan = plan + (by_complement(later, cuts, after=after) if complement else later)
+        return plan, hour_grain, day_grain
+    plan = plan_window(start, end, cuts=cuts, days=day_grain is not None)
+    if purged == "counted":
+        plan = _with_history(plan, edge)
+    return (by_complement(plan, cuts, after=after) if complement else plan), hour_grain, day_grain
+
+
+def _from_all_time(query: _Query, start: datetime, end: datetime | None, purged: Purged, merged: dict) -> bool:
+    """Answer a window from the beginning (ALL_BUCKET) to about now from the all-time
+    rows, less the raw rows after its end (the last minutes, and facts stamped in the
+    future). Returns False, touching nothing, when the all-time rows cannot answer
+    it: another window, a series, stored-rows totals, no all-time grain, or a max
+    measure (the newest fact) that facts after the end would spoil."""
+    rollup = query.rollup
+    if query.series is not None or purged != "counted" or start > ALL_BUCKET:
+        return False
+    if end is not None and end < timezone.now() - ALL_TIME_SLACK:
+        return False
+    grain = rollup.pick([*query.group_by, *query.filters], "all")
+    if grain is None:
+        return False
+    rest: dict[tuple, list[Any]] = {}
+    if end is not None:
+        _absorb(query, rest, _read(query, (Plan(raw=((end, FOREVER),)), None, None)))
+    if rest and any(m.merge == "max" for m in query.measures):
+        return False
+    rows = _rollup_rows(query, Q(grain=stored_grain(grain, "all"), **_key_filter(rollup, grain, query.filters)))
+    _absorb(query, merged, [rows])
+    _subtract(query, merged, rest)
+    return True
+
+
+def _key_filter(rollup, grain: str, filters: dict[str, Any]) -> dict[str, Any]:
+    """`key=…` when FILTERS fix every dimension of GRAIN: the unique (grain, key, bucket)
+    index then finds the group's buckets directly."""
+    columns = rollup.grains[grain].columns
+    if columns and all(c in filters for c in columns):
+        return {"key": key_text([filters[c] for c in columns])}
+    return {}
+
+
+def _rollup_rows(query: _Query, where: Q, *, ungrouped: bool = False) -> list[tuple]:
+    """The rollup rows WHERE says, summed per group; UNGROUPED: each row is a group of
+    its own already (one grain at one tier, whose columns the group keys and filters
+    fix), read as it is."""
+    rows = query.rollup.table.objects.filter(where, **query.filters)
+    if query.series == "hour":
+        rows = rows.annotate(**{HOUR_KEY: UnixSeconds("bucket")})
+    elif query.series == "day":
+        rows = rows.annotate(day=TruncDate("bucket", tzinfo=query.tz))
+    if ungrouped:
+        return list(rows.values_list(*query.keys, *(m.name for m in query.measures)).order_by())
+    return _grouped(rows, query.keys, {m.name: m.over_rollups() for m in query.measures})
+
+
+def _read(query: _Query, planned: tuple[Plan, str | None, str | None]) -> list[list[tuple]]:
+    """The grouped rows of each part of a plan (tuples of the group keys, then the
+    measures): rollup buckets (hour and day rows in one query), then raw rows."""
+    plan, hour_grain, day_grain = planned
+    rollup = query.rollup
+    parts: list[list[tuple]] = []
+    where = Q()
+    if plan.hours and hour_grain is not None:
+        where |= Q(grain=hour_grain, **_key_filter(rollup, hour_grain, query.filters)) & _ranges_q("bucket", plan.hours)
+    if plan.days and day_grain is not None:
+        where |= Q(
+            grain=stored_grain(day_grain, "day"), **_key_filter(rollup, day_grain, query.filters)
+        ) & _ranges_q("bucket", plan.days)
+    if where:
+        # Hour rows of a grain the group keys and filters fix are their own groups.
+        fixed = set(query.group_by) | set(query.filters)
+        ungrouped = not plan.days and hour_grain is not None and set(rollup.grains[hour_grain].columns) <= fixed
+        parts.append(_rollup_rows(query, where, ungrouped=ungrouped and query.series == "hour"))
+    if plan.raw:
+        facts = rollup.facts().filter(_ranges_q("created_at", plan.raw))
+        for name, value in query.filters.items():
+            facts = facts.filter(_dimension_q(rollup, name, value))
+        if query.series == "hour":
+            facts = facts.annotate(**{HOUR_KEY: UnixSeconds(TruncHour("created_at", tzinfo=UTC))})
+        elif query.series == "day":
+            facts = facts.annotate(day=TruncDate("created_at", tzinfo=query.tz))
+        parts.append(_grouped(facts, query.keys, {m.name: m.aggregate() for m in query.measures}))
+    return parts
+
+
+def _absorb(query: _Query, merged: dict[tuple, list[Any]], parts: Iterable[Iterable[tuple]]) -> None:
+    """Add the grouped rows of PARTS (tuples of the group keys, then the measures) into
+    MERGED (lists alike), by group key."""
+    width = len(query.keys)
+    neutral = [query.rollup.dimensions[k][1] if k in query.group_by else None for k in query.keys]
+    sums = [width + i for i, m in enumerate(query.measures) if m.merge != "max"]
+    maxima = [width + i for i, m in enumerate(query.measures) if m.merge == "max"]
+    for part in parts:
+        for row in part:
+            ident = row[:width]
+            if None in ident:  # a NULL fact column: the rollups' neutral value
+                ident = tuple(n if v is None and n is not None else v for v, n in zip(ident, neutral))
             current = merged.get(ident)
             if current is None:
-                merged[ident] = {m.name: row[m.name] for m in measures}
+                merged[ident] = [*ident, *row[width:]]
                 continue
-            for m in measures:
-                value = row[m.name]
-                if m.merge == "max":
-                    if value is not None and (current[m.name] is None or value > current[m.name]):
-                        current[m.name] = value
-                else:
-                    current[m.name] += value
-
-    if split.rollup:
-        rows = rollup.table.objects.filter(_ranges_q("bucket", split.rollup), grain=grain, **filters)
-        if series == "day":
-            rows = rows.annotate(day=TruncDate("bucket", tzinfo=tz))
-        aggregates = {m.name: (Max(m.name) if m.merge == "max" else Sum(m.name)) for m in measures}
-        absorb(_grouped(rows, keys, aggregates))
-    if split.raw:
-        facts = rollup.facts().filter(_ranges_q("created_at", split.raw))
-        for name, value in filters.items():
-            facts = facts.filter(_dimension_q(rollup, name, value))
-        annotations: dict[str, Any] = {}
-        if series == "hour":
-            annotations["bucket"] = TruncHour("created_at", tzinfo=UTC)
-        elif series == "day":
-            annotations["day"] = TruncDate("created_at", tzinfo=tz)
-        if annotations:
-            facts = facts.annotate(**annotations)
-        absorb(_grouped(facts, keys, {m.name: m.aggregate() for m in measures}))
-
-    out = []
-    for ident in sorted(merged, key=_sort_key):
-        out.append({**dict(zip(keys, ident)), **merged[ident]})
-    return out
+            for i in sums:
+                current[i] += row[i]
+            for i in maxima:
+                value = row[i]
+                if value is not None and (current[i] is None or value > current[i]):
+                    current[i] = value
 
 
-def _grouped(rows, keys: list[str], aggregates: dict[str, Any]) -> list[dict[str, Any]]:
-    """AGGREGATES of ROWS per KEYS, in the database. Without keys, one aggregate row
-    (`values()` with no fields would group by every column: a row per row)."""
+def _subtract(query: _Query, merged: dict[tuple, list[Any]], rest: dict[tuple, list[Any]]) -> None:
+    """Take the sums of REST away from MERGED, group by group; drop groups left with
+    no fact."""
+    width = len(query.keys)
+    for ident, row in rest.items():
+        current = merged.get(ident)
+        if current is None:
+            continue
+        for i in range(width, len(row)):
+            current[i] -= row[i]
+        if not current[width]:  # the counting measure
+            del merged[ident]
+
+
+def _grouped(rows, keys: list[str], aggregates: dict[str, Any]) -> list[tuple]:
+    """AGGREGATES of ROWS per KEYS, in the database, as tuples (keys, then aggregates).
+    Without keys, one aggregate row (`values()` with no fields would group by every
+    column: a row per row)."""
     if not keys:
         found = rows.aggregate(**aggregates)
         # The first measure of every kind counts facts: none counted, nothing to add.
-        return [found] if found[next(iter(aggregates))] else []
-    return list(rows.values(*keys).annotate(**aggregates).order_by())
+        return [tuple(found.values())] if found[next(iter(aggregates))] else []
+    return list(rows.values(*keys).annotate(**aggregates).values_list(*keys, *aggregates).order_by())
 
 
 def _dimension_q(rollup, name: str, value: Any) -> Q:
     """A filter on a fact column, where the rollups' neutral value (0, "") also means NULL."""
-    neutral = rollup.dimensions[name][2]
+    neutral = rollup.dimensions[name][1]
     if value == neutral and neutral == 0:
         return Q(**{f"{name}__isnull": True}) | Q(**{name: 0})
     return Q(**{name: value})
-
-
-def _normal(value: Any, dimension) -> Any:
-    if value is None and dimension is not None:
-        return dimension[2]
-    return value
-
-
-def _as_utc(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.astimezone(UTC) if value.tzinfo else value.replace(tzinfo=UTC)
-    return value
-
-
-def _sort_key(ident: tuple) -> tuple:
-    return tuple((0, v) if not isinstance(v, (date, datetime)) else (1, v.isoformat()) for v in ident)
 
 
 def totals(kind: str, **kwargs) -> dict[str, Any]:
@@ -286,33 +544,28 @@ class ModelHourUsage(TypedDict):
     count: int
     quota: int
     token_used: int
-    created_at: datetime
+    created_at: int
 
 
 def usage_by_model_hour(*, start: datetime, end: datetime, user_id: int | None = None) -> list[ModelHourUsage]:
     """LLM usage over [START, END) per UTC hour and model (of one account when USER_ID
     is given), as the gateway data endpoints answer it: `count` the requests (failed
     ones too), `quota` the consumed quota, `token_used` prompt + completion tokens,
-    `created_at` the hour's start. A partial edge hour is summed under its own hour.
-    Ordered by hour, then model."""
-    filters = {"user_id": user_id} if user_id is not None else {}
-    rows = usage(
-        "llm", start=start, end=end, group_by=("model_name",), filters=filters, series="hour",
-        measures=("requests", "quota", "prompt_tokens", "completion_tokens"),
+    `created_at` the hour's start in unix seconds. A partial edge hour is summed under
+    its own hour. Ordered by hour, then model. A month of hours by model is tens of
+    thousands of rows: they are built straight from usage()'s merged rows."""
+    query = _query(
+        "llm", ("model_name",), {"user_id": user_id} if user_id is not None else {}, "hour", UTC,
+        ("requests", "quota", "prompt_tokens", "completion_tokens"),
     )
-    out: list[ModelHourUsage] = [
-        {
-            "model_name": row["model_name"],
-            "count": int(row["requests"]),
-            "quota": int(row["quota"]),
-            "token_used": int(row["prompt_tokens"]) + int(row["completion_tokens"]),
-            "created_at": row["bucket"],
-        }
-        for row in rows
-    ]
-    # usage() orders by its group keys (model, hour); the gateway lists hour first.
-    out.sort(key=lambda item: (item["created_at"], item["model_name"]))
-    return out
+    # Rows: model, hour, then the measures in the spec's order; sorted hour first.
+    at = {name: i for i, name in enumerate([*query.keys, *(m.name for m in query.measures)])}
+    requests, quota, prompt, completion = (at[n] for n in ("requests", "quota", "prompt_tokens", "completion_tokens"))
+    return [
+        {"model_name": row[0], "count": int(row[requests]), "quota": int(row[quota]),
+         "token_used": int(row[prompt] + row[completion]), "created_at": row[1]}
+        for row in _merged_rows(query, start, end, "counted", order=(1, 0))
+    ]  # fmt: skip
 
 
 # The bot stats dialect's group_by names -> the LLM dimension each one reads.
@@ -446,7 +699,8 @@ def console_tool_stats(*, start: datetime, end: datetime) -> list[ConsoleToolSta
     them: calls, the mean duration of the calls that reported one (0 when none did) and
     the share that succeeded as a 0..1 fraction. Most called first, then by name (then
     by tool id, when two tools share a name). Two queries."""
-    rows = usage("tools", start=start, end=end, group_by=("tool_id", "tool_name"))
+    measures = ("calls", "successes", "duration_sum_ms", "duration_count")
+    rows = usage("tools", start=start, end=end, group_by=("tool_id", "tool_name"), measures=measures)
     ranked = sorted(rows, key=lambda row: (-int(row["calls"]), row["tool_name"], row["tool_id"]))
     return [
         {
@@ -475,7 +729,11 @@ def console_channel_stats(*, start: datetime, end: datetime) -> list[ConsoleChan
     zeros, when it had no traffic). `status` is "active" for an enabled channel, else
     "disabled". Calls that went through no channel are not listed. Busiest first, then
     by id. Three queries: the channel table is a small dimension table."""
-    used = {row["channel_id"]: row for row in usage("llm", start=start, end=end, group_by=("channel_id",))}
+    measures = ("requests", "errors", "latency_sum_ms", "latency_count", "last_at")
+    used = {
+        row["channel_id"]: row
+        for row in usage("llm", start=start, end=end, group_by=("channel_id",), measures=measures)
+    }
     out: list[ConsoleChannelStat] = []
     for channel in Channel.objects.order_by("id").values("id", "name", "status"):
         row = used.get(channel["id"])
@@ -566,7 +824,8 @@ def tool_metering(
     filters: dict[str, Any] = {"user_id": user_id}
     if tool_id:
         filters["tool_id"] = tool_id
-    window = {"start": start, "end": end, "filters": filters, "tz": tz}
+    measures = ("calls", "successes", "failures", "cost")
+    window = {"start": start, "end": end, "filters": filters, "tz": tz, "measures": measures}
 
     total = totals("tools", **window)
     tools = usage("tools", group_by=("tool_id", "tool_name"), **window)

@@ -6,13 +6,15 @@ import logging
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection, models, transaction
 from django.db.models import Max
 
 from statsite import credentials
-from statsite.ingest import chunked, first_of_each, in_key_order, resolve_accounts
+from statsite.ingest import FactRows, chunked, each_part, first_of_each, in_key_order, resolve_accounts
+from statsite.models import LAST_USED_RESOLUTION
 from usage import rollups
 from usage.models import Channel, ModelPrice, RelayKey, ToolCall
 
@@ -39,102 +41,154 @@ def after_commit(label: str, fn: Callable[[], object]) -> None:
 # --- relay keys -------------------------------------------------------------------
 
 
-def resolve_relay_keys(records: list[dict], accounts: dict) -> list[RelayKey | None]:
+class KeyRef(NamedTuple):
+    """What ingest needs of a relay key: its id, its name (a call's default
+    `token_name`) and its last use as stored when it was looked up."""
+
+    pk: int
+    name: str
+    last_used_at: datetime | None
+
+
+def resolve_relay_keys(records: list[dict], accounts: dict[str, int]) -> list[KeyRef | None]:
     """The relay key of each record (by `token_key`, else by owner + `token_name`),
-    creating unknown keys. Keys are stored only as digests with a visible hint."""
-    by_hash: dict[str, RelayKey] = {}
-    wanted_hash: dict[str, tuple[str, str, object]] = {}
-    wanted_name: dict[tuple[int | None, str], object] = {}
-    for record in records:
-        owner = accounts.get(record.get("username") or "")
-        raw = record.get("token_key")
-        if raw:
-            canonical = credentials.canonical_relay_key(raw)
-            wanted_hash.setdefault(credentials.digest(canonical), (canonical, record.get("token_name", ""), owner))
-        elif record.get("token_name"):
-            wanted_name.setdefault((owner.pk if owner else None, record["token_name"]), owner)
-
-    if wanted_hash:
-        for part in chunked(list(wanted_hash)):
-            by_hash.update({k.key_hash: k for k in RelayKey.objects.filter(key_hash__in=part)})
-        # Sorted, and conflicts ignored: a key that a concurrent batch creates
-        # meanwhile is waited for and then found, rather than failing this batch.
-        missing = sorted(h for h in wanted_hash if h not in by_hash)
-        if missing:
-            RelayKey.objects.bulk_create(
-                [
-                    RelayKey(
-                        key_hash=h,
-                        prefix=credentials.relay_key_hint(wanted_hash[h][0]),
-                        name=wanted_hash[h][1] or credentials.relay_key_hint(wanted_hash[h][0]),
-                        owner=wanted_hash[h][2],
-                    )
-                    for h in missing
-                ],
-                ignore_conflicts=True,
-            )
-            for part in chunked(missing):
-                by_hash.update({k.key_hash: k for k in RelayKey.objects.filter(key_hash__in=part)})
-
-    by_name: dict[tuple[int | None, str], RelayKey] = {}
-    if wanted_name:
-        names = {name for _, name in wanted_name}
-        owners = {owner_id for owner_id, _ in wanted_name if owner_id is not None}
-        query = models.Q(owner_id__in=owners) if owners else models.Q(pk__in=[])
-        if any(owner_id is None for owner_id, _ in wanted_name):
-            query |= models.Q(owner__isnull=True)
-        for key in RelayKey.objects.filter(query, name__in=names).order_by("pk"):
-            by_name.setdefault((key.owner_id, key.name), key)
-        missing_names = sorted(
-            (pair for pair in wanted_name if pair not in by_name), key=lambda p: (p[0] is None, p[0] or 0, p[1])
-        )
-        if missing_names:
-            RelayKey.objects.bulk_create(
-                [RelayKey(name=name, owner=wanted_name[(oid, name)]) for oid, name in missing_names],
-                ignore_conflicts=True,
-            )
-            for key in RelayKey.objects.filter(query, name__in=names).order_by("pk"):
-                by_name.setdefault((key.owner_id, key.name), key)
-
-    result: list[RelayKey | None] = []
+    creating unknown keys. Keys are stored only as digests with a visible hint.
+    ACCOUNTS: account ids by username."""
+    digests: dict[str, str] = {}  # raw token_key -> digest of its canonical form
+    wanted_hash: dict[str, tuple[str, str, int | None]] = {}
+    wanted_name: set[tuple[int | None, str]] = set()
     for record in records:
         raw = record.get("token_key")
         if raw:
-            result.append(by_hash[credentials.digest(credentials.canonical_relay_key(raw))])
+            if raw not in digests:
+                canonical = credentials.canonical_relay_key(raw)
+                digests[raw] = credentials.digest(canonical)
+                owner = accounts.get(record.get("username") or "")
+                wanted_hash.setdefault(digests[raw], (canonical, record.get("token_name", ""), owner))
         elif record.get("token_name"):
-            owner = accounts.get(record.get("username") or "")
-            result.append(by_name[(owner.pk if owner else None, record["token_name"])])
+            wanted_name.add((accounts.get(record.get("username") or ""), record["token_name"]))
+
+    by_hash = _keys_by_hash(wanted_hash)
+    by_name = _keys_by_name(wanted_name)
+    result: list[KeyRef | None] = []
+    for record in records:
+        raw = record.get("token_key")
+        if raw:
+            result.append(by_hash[digests[raw]])
+        elif record.get("token_name"):
+            result.append(by_name[(accounts.get(record.get("username") or ""), record["token_name"])])
         else:
             result.append(None)
     return result
 
 
-def mark_keys_used(uses: Iterable[tuple[RelayKey | None, datetime]]) -> None:
+def _keys_by_hash(wanted: dict[str, tuple[str, str, int | None]]) -> dict[str, KeyRef]:
+    """Keys by digest; WANTED gives each digest's (canonical key, name, owner id) for creating it."""
+
+    def find(digests: list[str]) -> dict[str, KeyRef]:
+        found = {}
+        for where in each_part("key_hash", digests):
+            for digest, pk, name, used in RelayKey.objects.filter(where).values_list(
+                "key_hash", "pk", "name", "last_used_at"
+            ):
+                found[digest] = KeyRef(pk, name, used)
+        return found
+
+    by_hash = find(list(wanted))
+    # Sorted, and conflicts ignored: a key that a concurrent batch creates
+    # meanwhile is waited for and then found, rather than failing this batch.
+    missing = sorted(h for h in wanted if h not in by_hash)
+    if missing:
+        RelayKey.objects.bulk_create(
+            [
+                RelayKey(
+                    key_hash=h,
+                    prefix=credentials.relay_key_hint(wanted[h][0]),
+                    name=wanted[h][1] or credentials.relay_key_hint(wanted[h][0]),
+                    owner_id=wanted[h][2],
+                )
+                for h in missing
+            ],
+            ignore_conflicts=True,
+        )
+        by_hash.update(find(missing))
+    return by_hash
+
+
+def _keys_by_name(wanted: set[tuple[int | None, str]]) -> dict[tuple[int | None, str], KeyRef]:
+    """Keys by (owner id, name) for calls that name a key without sending it: the
+    owner's oldest key of that name, created when it has none."""
+    if not wanted:
+        return {}
+    names = {name for _, name in wanted}
+    owners = {owner_id for owner_id, _ in wanted if owner_id is not None}
+    query = models.Q(owner_id__in=owners) if owners else models.Q(pk__in=[])
+    if any(owner_id is None for owner_id, _ in wanted):
+        query |= models.Q(owner__isnull=True)
+
+    def find() -> dict[tuple[int | None, str], KeyRef]:
+        found: dict[tuple[int | None, str], KeyRef] = {}
+        for owner_id, name, pk, used in (
+            RelayKey.objects.filter(query, name__in=names)
+            .order_by("pk")
+            .values_list("owner_id", "name", "pk", "last_used_at")
+        ):
+            found.setdefault((owner_id, name), KeyRef(pk, name, used))
+        return found
+
+    by_name = find()
+    missing = sorted((pair for pair in wanted if pair not in by_name), key=lambda p: (p[0] is None, p[0] or 0, p[1]))
+    if missing:
+        RelayKey.objects.bulk_create(
+            [RelayKey(name=name, owner_id=owner_id) for owner_id, name in missing], ignore_conflicts=True
+        )
+        by_name = find()
+    return by_name
+
+
+def mark_keys_used(uses: Iterable[tuple[KeyRef | None, datetime]]) -> None:
     """Move each key's last use forward to the time of its newest call in USES
-    (key, call time), never back, once the ingest transaction has committed."""
+    (key, call time), never back, once the ingest transaction has committed.
+
+    As for credentials, at most once a minute: a key whose last use, as looked up,
+    is less than LAST_USED_RESOLUTION older than its newest call is left alone, so a
+    busy key costs a write a minute rather than one per request."""
     latest: dict[int, datetime] = {}
     for key, when in uses:
-        if key is not None and (key.pk not in latest or when > latest[key.pk]):
+        if key is None or (key.last_used_at is not None and when - key.last_used_at < LAST_USED_RESOLUTION):
+            continue
+        if key.pk not in latest or when > latest[key.pk]:
             latest[key.pk] = when
-    if not latest:
-        return
+    if latest:
+        after_commit("relay key last use", lambda: _move_last_use(latest))
 
-    def update() -> None:
-        # One statement per chunk, rows in key order so concurrent batches lock them alike.
-        for part in chunked(sorted(latest)):
-            moved_forward = [
-                models.When(
-                    models.Q(pk=pk)
-                    & (models.Q(last_used_at__isnull=True) | models.Q(last_used_at__lt=latest[pk])),
-                    then=models.Value(latest[pk]),
-                )
-                for pk in part
-            ]
-            RelayKey.objects.filter(pk__in=part).update(
-                last_used_at=models.Case(*moved_forward, default=models.F("last_used_at"))
+
+def _move_last_use(latest: dict[int, datetime]) -> None:
+    """Set each key's last use to LATEST[key] where that moves it forward (a concurrent
+    batch may have moved it further meanwhile). On PostgreSQL one statement, which
+    locks the rows in key order so concurrent updates cannot deadlock; SQLite has
+    one writer at a time, and takes chunks within its limit of parameters."""
+    table = connection.ops.quote_name(RelayKey._meta.db_table)
+    behind = "(k.last_used_at IS NULL OR k.last_used_at < used.at)"
+    keys = sorted(latest)
+    with connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            cursor.execute(
+                f"WITH used(id, at) AS (SELECT * FROM unnest(%s::bigint[], %s::timestamptz[])), "
+                f"stale AS (SELECT k.id FROM {table} AS k JOIN used ON used.id = k.id WHERE {behind} "
+                f"ORDER BY k.id FOR UPDATE OF k) "
+                f"UPDATE {table} AS k SET last_used_at = used.at FROM used "
+                f"WHERE k.id = used.id AND k.id IN (SELECT id FROM stale) AND {behind}",
+                [keys, [latest[k] for k in keys]],
             )
-
-    after_commit("relay key last use", update)
+            return
+        for part in chunked(keys):
+            params = [v for k in part for v in (k, connection.ops.adapt_datetimefield_value(latest[k]))]
+            cursor.execute(
+                f"WITH used(id, at) AS (VALUES {', '.join(['(%s, %s)'] * len(part))}) "
+                f"UPDATE {table} AS k SET last_used_at = used.at FROM used WHERE k.id = used.id AND {behind}",
+                params,
+            )
 
 
 # --- channels ---------------------------------------------------------------------
@@ -205,10 +259,9 @@ def resolve_channels(records: list[dict]) -> list[Channel | None]:
 
 
 def prices_for(model_names: Iterable[str]) -> dict[str, ModelPrice]:
-    names = sorted(set(model_names))
     prices: dict[str, ModelPrice] = {}
-    for part in chunked(names):
-        prices.update({p.model_name: p for p in ModelPrice.objects.filter(model_name__in=part)})
+    for where in each_part("model_name", sorted(set(model_names))):
+        prices.update({p.model_name: p for p in ModelPrice.objects.filter(where)})
     return prices
 
 
@@ -229,23 +282,24 @@ def price_call(
 
 # --- tool calls -------------------------------------------------------------------
 
+TOOL_CALL_ROWS = FactRows(ToolCall)
+
 
 def record_tool_calls(records: list[dict]) -> int:
     """Store tool calls not stored before (by request_id); returns how many were created.
     Runs inside the caller's transaction."""
-    ids = [r["request_id"] for r in records if r.get("request_id")]
     stored: set[str] = set()
-    for part in chunked(ids):
-        stored.update(ToolCall.objects.filter(request_id__in=part).values_list("request_id", flat=True))
+    for where in each_part("request_id", [r["request_id"] for r in records if r.get("request_id")]):
+        stored.update(ToolCall.objects.filter(where).values_list("request_id", flat=True))
     fresh = first_of_each(records, lambda r: r.get("request_id") or None, stored)
     if not fresh:
         return 0
     accounts = resolve_accounts(r.get("username", "") for r in fresh)
     rows = [
-        ToolCall(
+        TOOL_CALL_ROWS.row(
             tool_id=r["tool_id"],
             tool_name=r.get("tool_name") or r["tool_id"],
-            user=accounts.get(r.get("username", "")),
+            user_id=accounts.get(r.get("username", "")),
             username=r.get("username", ""),
             chat_id=r.get("chat_id", ""),
             args=r.get("args", {}),
@@ -258,6 +312,6 @@ def record_tool_calls(records: list[dict]) -> int:
         )
         for r in fresh
     ]
-    ToolCall.objects.bulk_create(in_key_order(rows, lambda row: row.request_id))
+    rows = TOOL_CALL_ROWS.insert(in_key_order(rows, lambda row: row.request_id))
     rollups.apply("tools", rows)
     return len(rows)

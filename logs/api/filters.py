@@ -12,12 +12,14 @@ from datetime import UTC, datetime, timedelta
 
 import django_filters
 from django import forms
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
 from logs.api.serializers import LOG_TYPES, MAX_UNIX_SECONDS
 from logs.models import Log
+from logs.selectors import LogCriteria
 from statsite.ingest import INT32_MAX
 from statsite.timeparse import parse_instant
 from usage.models import ToolCall
@@ -107,57 +109,70 @@ class GatewayLogFilterForm(forms.Form):
 
 
 class OwnLogFilterSet(django_filters.FilterSet):
-    """`/api/log/self` and `/api/log/self/stat`: the caller's own rows."""
+    """`/api/log/self`: the caller's own rows. The filters make a `LogCriteria`
+    (logs.selectors), which narrows the rows and counts them from the rollups."""
 
     type = django_filters.TypedChoiceFilter(
         choices=LOG_TYPES,
         coerce=int,
-        method="filter_type",
         help_text="Log type: 1 top-up, 2 consume, 3 manage, 4 error, 5 system; 0 or absent: all.",
     )
     start_timestamp = IntegerFilter(
-        method="filter_start",
         min_value=0,
         max_value=MAX_UNIX_SECONDS,
         help_text="Unix seconds; rows created at or after it. 0 or absent: no lower bound.",
     )
     end_timestamp = IntegerFilter(
-        method="filter_end",
         min_value=0,
         max_value=MAX_UNIX_SECONDS,
         help_text="Unix seconds, inclusive (the whole second). 0 or absent: no upper bound.",
     )
-    token_name = django_filters.CharFilter(method="filter_dimension", max_length=100, help_text="Relay key name.")
-    model_name = django_filters.CharFilter(method="filter_dimension", max_length=128, help_text="Model name.")
-    group = django_filters.CharFilter(method="filter_dimension", max_length=64, help_text="Group.")
+    token_name = django_filters.CharFilter(max_length=100, help_text="Relay key name.")
+    model_name = django_filters.CharFilter(max_length=128, help_text="Model name.")
+    group = django_filters.CharFilter(max_length=64, help_text="Group.")
 
     class Meta:
         model = Log
         fields: list[str] = []
         form = GatewayLogFilterForm
 
-    def filter_type(self, queryset, name: str, value: int):
-        return queryset.of_type(value) if value else queryset
+    def criteria(self, owner=None) -> LogCriteria:
+        """The validated filters as criteria (of OWNER's rows only, when given)."""
+        return criteria_from(self.form.cleaned_data, owner=owner)
 
-    def filter_start(self, queryset, name: str, value: int):
-        start, _ = unix_window(value, None)
-        return queryset.between(start=start)
+    def filter_queryset(self, queryset):
+        return self.criteria().apply(queryset)
 
-    def filter_end(self, queryset, name: str, value: int):
-        _, end = unix_window(None, value)
-        return queryset.between(end=end)
 
-    def filter_dimension(self, queryset, name: str, value):
-        return queryset.matching(**{name: value})
+def criteria_from(params: dict, *, owner=None) -> LogCriteria:
+    """LogCriteria of validated gateway log parameters (blank ones absent): the window
+    of the inclusive unix-second bounds; `username` is the account of that name (an
+    unknown one matches nothing); OWNER, when given, restricts to that account's rows."""
+    start, end = unix_window(params.get("start_timestamp"), params.get("end_timestamp"))
+    user_id = owner.pk if owner is not None else None
+    nobody = False
+    if owner is None and params.get("username"):
+        user_id = get_user_model().objects.filter(username=params["username"]).values_list("pk", flat=True).first()
+        nobody = user_id is None
+    return LogCriteria(
+        log_type=params.get("type") or None,
+        start=start,
+        end=end,
+        user_id=user_id,
+        token_name=params.get("token_name") or None,
+        model_name=params.get("model_name") or None,
+        # The gateway's channel 0 means any channel.
+        channel_id=params.get("channel") or None,
+        group=params.get("group") or None,
+        nobody=nobody,
+    )
 
 
 class LogFilterSet(OwnLogFilterSet):
-    """`/api/log/` and `/api/log/stat`: every account's rows."""
+    """`/api/log/`: every account's rows."""
 
-    username = django_filters.CharFilter(method="filter_dimension", max_length=150, help_text="Account name.")
-    channel = IntegerFilter(
-        method="filter_dimension", min_value=0, max_value=INT32_MAX, help_text="Channel id; 0 or absent: all."
-    )
+    username = django_filters.CharFilter(max_length=150, help_text="Account name.")
+    channel = IntegerFilter(min_value=0, max_value=INT32_MAX, help_text="Channel id; 0 or absent: all.")
 
 
 class LogSearchFilterSet(django_filters.FilterSet):

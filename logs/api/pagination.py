@@ -18,6 +18,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ValidationError
 from rest_framework.pagination import BasePagination
 
+from logs.selectors import log_page
 from statsite.dialects import CONSOLE, GATEWAY
 from statsite.ingest import INT32_MAX
 
@@ -90,15 +91,16 @@ class GatewayListPagination(BasePagination):
 
 
 class GatewayPagination(GatewayListPagination):
-    """`{"items", "total", "page", "page_size"}`; `page_size` is the size applied."""
+    """`{"items", "total", "page", "page_size"}`; `page_size` is the size applied.
+
+    The view's `log_criteria` (the filters it applied) let `logs.selectors.log_page`
+    count the rows and find the page from the rollups."""
 
     def paginate_queryset(self, queryset: QuerySet, request, view=None) -> list:
         self.page, self.page_size = self.read_params(request)
-        self.total = queryset.count()
         offset = (self.page - 1) * self.page_size
-        if offset >= self.total:
-            return []  # past the end: no second query
-        return list(queryset[offset : offset + self.page_size])
+        rows, self.total = log_page(queryset, view.log_criteria, offset=offset, limit=self.page_size)
+        return rows
 
     def get_paginated_response(self, data):
         return GATEWAY.ok({"items": data, "total": self.total, "page": self.page, "page_size": self.page_size})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from django.utils import timezone
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import translate_validation
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_view
 from rest_framework import generics, mixins, viewsets
@@ -28,8 +29,8 @@ from logs.api.filters import (
     OwnLogFilterSet,
     SystemLogFilterSet,
     ToolLogFilterSet,
+    criteria_from,
     from_unix,
-    unix_window,
 )
 from logs.api.pagination import (
     ConsoleErrorPagination,
@@ -125,18 +126,37 @@ class OwnLogs:
     def get_queryset(self) -> LogQuerySet:
         return super().get_queryset().for_user(self.request.user)
 
+    def criteria_owner(self):
+        return self.request.user
+
+
+class CountedLogList(GatewayLogList):
+    """A paged gateway log list with its exact total: the filters' criteria are kept
+    (`log_criteria`) for the paginator, which counts and finds the page from the rollups."""
+
+    pagination_class = GatewayPagination
+
+    def criteria_owner(self):
+        return None
+
+    def filter_queryset(self, queryset: LogQuerySet) -> LogQuerySet:
+        filterset = DjangoFilterBackend().get_filterset(self.request, queryset, self)
+        if not filterset.is_valid():
+            raise translate_validation(filterset.errors)
+        self.log_criteria = filterset.criteria(owner=self.criteria_owner())
+        return filterset.qs
+
 
 @extend_schema_view(
     list=gateway_list_schema("log_list", "All logs, newest first (admin)", GatewayLogSerializer(many=True))
 )
-class LogViewSet(GatewayLogList):
+class LogViewSet(CountedLogList):
     """`GET /api/log/`: every account's logs, paged; `DELETE /api/log/`: purge by age."""
 
     permission_classes = [IsAdminAccount]
     queryset = Log.objects.select_related("channel").newest_first()
     serializer_class = GatewayLogSerializer
     filterset_class = LogFilterSet
-    pagination_class = GatewayPagination
     purge_batch_size = 5000
 
     @extend_schema(
@@ -163,13 +183,12 @@ class LogViewSet(GatewayLogList):
 @extend_schema_view(
     list=gateway_list_schema("log_self_list", "My logs, newest first", OwnGatewayLogSerializer(many=True))
 )
-class OwnLogViewSet(OwnLogs, GatewayLogList):
+class OwnLogViewSet(OwnLogs, CountedLogList):
     """`GET /api/log/self`: the caller's own logs, paged."""
 
     permission_classes = [IsAccount]
     serializer_class = OwnGatewayLogSerializer
     filterset_class = OwnLogFilterSet
-    pagination_class = GatewayPagination
 
 
 class LogSearchBase(GatewayLogList):
@@ -213,10 +232,9 @@ class LogStatView(APIView):
     dialect = GATEWAY
     permission_classes = [IsAdminAccount]
     params_class: type[Serializer] = LogStatParamsSerializer
-    dimensions = ("username", "token_name", "model_name", "channel", "group")
 
-    def get_logs(self) -> LogQuerySet:
-        return Log.objects.all()
+    def criteria_owner(self):
+        return None
 
     @extend_schema(
         operation_id="log_stat",
@@ -227,11 +245,8 @@ class LogStatView(APIView):
     )
     def get(self, request: Request, *args, **kwargs) -> Response:
         params = validated(self.params_class, query_params(request, tuple(self.params_class().fields)))
-        logs = self.get_logs().matching(**{name: params[name] for name in self.dimensions if name in params})
-        if params.get("type"):
-            logs = logs.of_type(params["type"])
-        start, end = unix_window(params.get("start_timestamp"), params.get("end_timestamp"))
-        return self.dialect.ok(log_stat(logs=logs, start=start, end=end, now=timezone.now()))
+        criteria = criteria_from(params, owner=self.criteria_owner())
+        return self.dialect.ok(log_stat(criteria=criteria, now=timezone.now()))
 
 
 class OwnLogStatView(LogStatView):
@@ -239,10 +254,9 @@ class OwnLogStatView(LogStatView):
 
     permission_classes = [IsAccount]
     params_class = OwnLogStatParamsSerializer
-    dimensions = ("token_name", "model_name", "group")
 
-    def get_logs(self) -> LogQuerySet:
-        return Log.objects.for_user(self.request.user)
+    def criteria_owner(self):
+        return self.request.user
 
     @extend_schema(
         operation_id="log_self_stat",

@@ -110,26 +110,12 @@ def adapters() -> list[str]:
 
 
 def distinct_tool_ids() -> list[str]:
-    """Every tool id in the tool rollups, found by hopping along the rollups' unique
-    index (grain, key, bucket) from one key to the next: one index probe per tool,
-    however many hourly buckets each has (a plain DISTINCT would read them all)."""
+    """Every tool id in the tool rollups: the all-time tier holds one row per tool."""
     from usage.models import ToolRollup
+    from usage.rollups import stored_grain
 
-    table = connection.ops.quote_name(ToolRollup._meta.db_table)
-    grain, key, tool_id = (connection.ops.quote_name(c) for c in ("grain", "key", "tool_id"))
-    sql = f"""
-        WITH RECURSIVE keys(k) AS (
-            SELECT MIN({key}) FROM {table} WHERE {grain} = %s
-            UNION ALL
-            SELECT (SELECT MIN({key}) FROM {table} WHERE {grain} = %s AND {key} > keys.k)
-            FROM keys WHERE keys.k IS NOT NULL
-        )
-        SELECT (SELECT {tool_id} FROM {table} WHERE {grain} = %s AND {key} = keys.k LIMIT 1)
-        FROM keys WHERE keys.k IS NOT NULL
-    """
-    with connection.cursor() as cursor:
-        cursor.execute(sql, ["tool", "tool", "tool"])
-        return sorted({row[0] for row in cursor.fetchall() if row[0]})
+    tools = ToolRollup.objects.filter(grain=stored_grain("tool", "all")).exclude(tool_id="")
+    return sorted(set(tools.values_list("tool_id", flat=True)))
 
 
 def namespace_of(tool_id: str) -> str | None:

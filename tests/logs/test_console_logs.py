@@ -280,7 +280,7 @@ def test_errors_are_only_error_rows_newest_first_and_page_back(api, service_head
 
 
 def test_errors_limit_defaults_to_50(api, service_headers):
-    Log.objects.bulk_create([Log(type=4, content=str(i), created_at=T0 + timedelta(seconds=i)) for i in range(55)])
+    Log.objects.bulk_create([Log(type=4, success=False, content=str(i), created_at=T0 + timedelta(seconds=i)) for i in range(55)])
     assert len(data(api.get(ERRORS, **service_headers))["errors"]) == 50
 
 

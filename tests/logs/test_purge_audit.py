@@ -54,7 +54,7 @@ def test_a_purge_writes_a_manage_log_naming_the_staff_member(admin_client, admin
 
 
 def test_the_audit_names_the_log_type_and_every_kind(admin_client, old_logs):
-    Log.objects.create(created_at=CUTOFF - timedelta(hours=1), type=4)
+    Log.objects.create(created_at=CUTOFF - timedelta(hours=1), type=4, success=False)
     chat = Chat.objects.create(chat_id="g1")
     ToolCall.objects.create(tool_id="t", created_at=CUTOFF - timedelta(days=1))
     Message.objects.create(chat=chat, created_at=CUTOFF - timedelta(days=1))

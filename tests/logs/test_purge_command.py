@@ -19,7 +19,7 @@ CUTOFF = datetime(2025, 1, 1, tzinfo=UTC)
 
 
 def make_log(created_at: datetime, log_type: int = 2) -> Log:
-    return Log.objects.create(created_at=created_at, type=log_type, model_name="gpt-4o")
+    return Log.objects.create(created_at=created_at, type=log_type, success=log_type != 4, model_name="gpt-4o")
 
 
 def make_tool_call(created_at: datetime) -> ToolCall:

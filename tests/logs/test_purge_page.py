@@ -27,7 +27,7 @@ def fast_passwords(settings):
 @pytest.fixture
 def logs(db) -> dict[str, list[Log]]:
     old = [Log.objects.create(created_at=CUTOFF - timedelta(days=d), type=2) for d in (1, 2, 3)]
-    old_errors = [Log.objects.create(created_at=CUTOFF - timedelta(days=1), type=4)]
+    old_errors = [Log.objects.create(created_at=CUTOFF - timedelta(days=1), type=4, success=False)]
     new = [Log.objects.create(created_at=CUTOFF + timedelta(hours=h), type=2) for h in (0, 1)]
     return {"old": old, "old_errors": old_errors, "new": new}
 

@@ -1,5 +1,5 @@
-"""Hourly rollups: kept exact by ingest, provable by `rollups check`, repaired by `rollups rebuild`,
-and left alone by purges."""
+"""Rollups (hour, day and all-time tiers): kept exact by ingest, provable by `rollups check`,
+repaired by `rollups rebuild`, and left alone by purges."""
 
 from __future__ import annotations
 
@@ -16,7 +16,8 @@ from django.db.models import Sum
 from logs.models import Log
 from logs.services import purge
 from usage import rollups
-from usage.models import LLMRollup, ModelPrice, ToolRollup
+from usage.models import EventRollup, LLMRollup, ModelPrice, ToolRollup
+from usage.rollups import ALL_BUCKET, stored_grain
 
 pytestmark = pytest.mark.django_db
 
@@ -71,11 +72,49 @@ def test_ingest_keeps_the_llm_rollups_equal_to_the_facts(post_json, service_head
     assert got["quota"] == Log.objects.filter(type=Log.Type.CONSUME).aggregate(q=Sum("quota"))["q"]
 
 
-def test_every_grain_adds_up_to_the_same_totals(post_json, service_headers):
+def test_every_grain_at_every_tier_adds_up_to_the_same_totals(post_json, service_headers):
     post_json("/api/ingest/llm-calls", calls(40), **service_headers)
     expected = totals("model")
-    for grain in rollups.spec("llm").grains:
-        assert totals(grain) == expected, grain
+    for grain, kept in rollups.spec("llm").grains.items():
+        for tier in kept.tiers:
+            assert totals(stored_grain(grain, tier)) == expected, (grain, tier)
+
+
+def test_day_and_all_time_rows_sum_their_hours(post_json, service_headers):
+    # 30 calls 70 minutes apart: 35 hours, across two UTC days.
+    post_json("/api/ingest/llm-calls", calls(30, step=70), **service_headers)
+    days = LLMRollup.objects.filter(grain="model:day", model_name="gpt-4o").order_by("bucket")
+    assert [d.bucket for d in days] == [T0.replace(hour=0), T0.replace(hour=0) + timedelta(days=1)]
+    hours = LLMRollup.objects.filter(grain="model", model_name="gpt-4o")
+    assert sum(d.requests for d in days) == sum(h.requests for h in hours)
+    everything = LLMRollup.objects.get(grain="model:all", model_name="gpt-4o")
+    assert everything.bucket == ALL_BUCKET
+    assert everything.requests == sum(h.requests for h in hours)
+    assert everything.last_at == max(h.last_at for h in hours)
+    check_clean()
+
+
+def test_a_grain_kept_by_the_day_only_has_no_hour_rows(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(10), **service_headers)
+    assert not LLMRollup.objects.filter(grain="user").exists()
+    assert LLMRollup.objects.filter(grain="user:day").aggregate(n=Sum("requests"))["n"] == 10
+    assert not LLMRollup.objects.filter(grain="user_model:day").exists()
+
+
+def test_log_rows_that_are_not_llm_calls_count_as_events(post_json, service_headers):
+    logs = [
+        {"type": 1, "username": "alice", "quota": 500, "created_at": at(1)},
+        {"type": 5, "content": "restarted", "created_at": at(2)},
+        {"type": 4, "content": "disk full", "created_at": at(3)},
+        {"type": 4, "content": "upstream down", "model_name": "gpt-4o", "created_at": at(4)},
+    ]
+    assert post_json("/api/ingest/logs", logs, **service_headers).status_code == 201
+    by_type = dict(EventRollup.objects.filter(grain="type").values_list("type", "rows"))
+    assert by_type == {1: 1, 5: 1, 4: 1}
+    # The error that names a model is a failed LLM call.
+    assert LLMRollup.objects.get(grain="total").errors == 1
+    check_clean("events")
+    check_clean()
 
 
 def test_a_second_batch_into_the_same_hour_increments_the_bucket(post_json, service_headers):
@@ -165,10 +204,24 @@ def test_rebuild_since_only_touches_later_buckets(post_json, service_headers):
     post_json("/api/ingest/llm-calls", calls(30, step=10), **service_headers)
     LLMRollup.objects.update(requests=0)
     rollups.rebuild("llm", since=T0 + timedelta(hours=2, minutes=30))
-    early = LLMRollup.objects.filter(bucket__lt=T0 + timedelta(hours=2))
-    late = LLMRollup.objects.filter(bucket__gte=T0 + timedelta(hours=2))
+    hourly = LLMRollup.objects.filter(grain__in=rollups.spec("llm").grains_at("hour"))
+    early = hourly.filter(bucket__lt=T0 + timedelta(hours=2))
+    late = hourly.filter(bucket__gte=T0 + timedelta(hours=2))
     assert set(early.values_list("requests", flat=True)) == {0}
     assert 0 not in set(late.values_list("requests", flat=True))
+    # The day and all-time rows are sums of the hours, as they now stand.
+    day = LLMRollup.objects.get(grain="model:day", model_name="gpt-4o")
+    assert day.requests == sum(hourly.filter(grain="model", model_name="gpt-4o").values_list("requests", flat=True))
+
+
+def test_check_finds_and_rebuild_repairs_tampered_day_and_all_time_rows(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(20), **service_headers)
+    LLMRollup.objects.filter(grain="channel:day").update(errors=77)
+    LLMRollup.objects.filter(grain="chat:all").delete()
+    found = {(d.grain, d.field) for d in rollups.check("llm")}
+    assert ("channel:day", "errors") in found and ("chat:all", "requests") in found
+    rollups.rebuild("llm")
+    check_clean()
 
 
 def test_the_command_checks_and_rebuilds(post_json, service_headers):

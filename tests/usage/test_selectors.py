@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -29,34 +30,71 @@ def h(hours: float) -> datetime:
     return T0 + timedelta(hours=hours)
 
 
-# --- split_window ----------------------------------------------------------------------
+# --- plan_window ----------------------------------------------------------------------
 
 
 def test_a_window_inside_one_hour_is_all_raw():
-    split = selectors.split_window(h(1.1), h(1.9))
-    assert split.rollup == () and split.raw == ((h(1.1), h(1.9)),)
+    plan = selectors.plan_window(h(1.1), h(1.9))
+    assert plan == selectors.Plan(raw=((h(1.1), h(1.9)),))
 
 
-def test_a_window_on_hour_boundaries_is_all_rollup():
-    split = selectors.split_window(h(1), h(5))
-    assert split.rollup == ((h(1), h(5)),) and split.raw == ()
+def test_a_window_on_hour_boundaries_is_all_buckets():
+    plan = selectors.plan_window(h(1), h(5))
+    assert plan == selectors.Plan(hours=((h(1), h(5)),))
 
 
-def test_partial_edge_hours_are_raw_and_whole_hours_rollup():
-    split = selectors.split_window(h(1.5), h(4.25))
-    assert split.rollup == ((h(2), h(4)),)
-    assert split.raw == ((h(1.5), h(2)), (h(4), h(4.25)))
+def test_partial_edge_hours_are_raw_and_whole_hours_buckets():
+    plan = selectors.plan_window(h(1.5), h(4.25))
+    assert plan.hours == ((h(2), h(4)),)
+    assert plan.raw == ((h(1.5), h(2)), (h(4), h(4.25)))
+
+
+def test_whole_utc_days_are_read_by_the_day():
+    plan = selectors.plan_window(h(20.5), h(24 * 3 + 5.5))
+    assert plan.raw == ((h(20.5), h(21)), (h(77), h(77.5)))
+    assert plan.hours == ((h(21), h(24)), (h(72), h(77)))
+    assert plan.days == ((h(24), h(72)),)
+
+
+def test_without_days_every_whole_hour_is_an_hour():
+    plan = selectors.plan_window(h(20.5), h(24 * 3 + 5.5), days=False)
+    assert plan.hours == ((h(21), h(77)),) and plan.days == ()
 
 
 def test_an_hour_holding_a_cut_is_read_raw():
-    split = selectors.split_window(h(0), h(6), cuts=[h(2.5), h(4)])
-    assert split.rollup == ((h(0), h(2)), (h(3), h(6)))
-    assert split.raw == ((h(2), h(3)),)
+    plan = selectors.plan_window(h(0), h(6), cuts=[h(2.5), h(4)])
+    assert plan.hours == ((h(0), h(2)), (h(3), h(6)))
+    assert plan.raw == ((h(2), h(3)),)
+
+
+def test_a_day_holding_a_cut_is_read_by_the_hour():
+    # Midnights at 16:00 UTC (UTC+8) fall inside every UTC day: no day rows.
+    cuts = [h(16), h(40), h(64)]
+    plan = selectors.plan_window(h(0), h(72), cuts=cuts)
+    assert plan.days == () and plan.raw == () and plan.hours == ((h(0), h(72)),)
+    # A cut on a UTC midnight leaves the days whole.
+    plan = selectors.plan_window(h(0), h(72), cuts=[h(24), h(48)])
+    assert plan.days == ((h(0), h(72)),)
+
+
+def test_an_edge_hour_mostly_inside_is_its_bucket_less_the_rest():
+    plan = selectors.by_complement(selectors.plan_window(h(1.5), h(4.9)))
+    assert plan.hours == ((h(2), h(5)),) and plan.minus == ((h(4.9), h(5)),)
+    # Half an hour either way: read as it is.
+    assert plan.raw == ((h(1.5), h(2)),)
+    plan = selectors.by_complement(selectors.plan_window(h(1.2), h(1.9)))
+    assert plan == selectors.Plan(hours=((h(1), h(2)),), minus=((h(1), h(1.2)), (h(1.9), h(2))))
+
+
+def test_an_edge_hour_holding_a_cut_stays_raw():
+    cuts = [h(4.5)]
+    plan = selectors.by_complement(selectors.plan_window(h(2), h(4.9), cuts=cuts), cuts)
+    assert plan.raw == ((h(4), h(4.9)),) and plan.minus == ()
 
 
 def test_an_empty_or_reversed_window_has_no_parts():
-    assert selectors.split_window(h(2), h(2)) == selectors.Split((), ())
-    assert selectors.split_window(h(3), h(2)) == selectors.Split((), ())
+    assert selectors.plan_window(h(2), h(2)) == selectors.Plan()
+    assert selectors.plan_window(h(3), h(2)) == selectors.Plan()
 
 
 def test_local_midnights_of_a_half_hour_zone_fall_inside_utc_hours():
@@ -85,6 +123,7 @@ def dataset(post_json, service_headers):
                 "module": rng.choice(["", "chat", "memo"]),
                 "request_type": rng.choice(["", "chat.reply", "tool.plan"]),
                 "chat_id": rng.choice(["", "g1", "g2"]),
+                "token_name": rng.choice(["", "k1", "k2"]),
                 "prompt_tokens": rng.randrange(0, 3000),
                 "completion_tokens": rng.randrange(0, 900),
                 "cost": str(Decimal(rng.randrange(0, 10**6)) / 10**7),
@@ -110,11 +149,14 @@ def dataset(post_json, service_headers):
     assert post_json("/api/ingest/tool-calls", tools, **service_headers).status_code == 201
 
 
-def expected_llm(start, end, group_by, series, tz) -> dict:
-    """What a scan of the raw rows says, computed in Python from every row."""
+def expected_llm(start, end, group_by, series, tz, rows=None) -> dict:
+    """What a scan of the raw rows says, computed in Python from every row (of ROWS, a
+    Log queryset, default every LLM call; START and END may be None: open)."""
     out: dict = defaultdict(lambda: defaultdict(int))
-    for row in Log.objects.llm_calls().filter(created_at__gte=start, created_at__lt=end):
-        key = tuple(getattr(row, name) or (0 if name.endswith("_id") and name != "chat_id" else "") for name in group_by)
+    for row in (rows if rows is not None else Log.objects.llm_calls()).between(start, end):
+        key = tuple(
+            getattr(row, name) or (0 if name.endswith("_id") and name != "chat_id" else "") for name in group_by
+        )
         if series == "hour":
             key += (row.created_at.replace(minute=0, second=0, microsecond=0),)
         elif series == "day":
@@ -131,12 +173,21 @@ def expected_llm(start, end, group_by, series, tz) -> dict:
         bucket = latency_bucket(row.latency_ms)
         if bucket is not None:
             acc[f"lat_{bucket:02d}"] += 1
+        acc["last_at"] = max(acc["last_at"] or row.created_at, row.created_at)
     return out
+
+
+def assert_same(got: list[dict], want: dict, keys: list[str], compared=None) -> None:
+    got_by_key = {tuple(row[k] for k in keys): row for row in got}
+    assert set(got_by_key) == set(want)
+    for key, acc in want.items():
+        for name in compared or [n for n in acc if n != "cost"]:
+            assert got_by_key[key][name] == acc[name], (key, name)
 
 
 COMPARED = ["requests", "errors", "prompt_tokens", "completion_tokens", "quota", "latency_count", "latency_sum_ms"]
 DIMENSION_SETS = [(), ("model_name",), ("user_id", "model_name"), ("channel_id",), ("module",), ("chat_id",),
-                  ("group",), ("request_type",), ("token_id",), ("channel_id", "model_name")]
+                  ("group",), ("request_type",), ("token_name",), ("channel_id", "model_name"), ("user_id",)]
 
 window = st.tuples(st.integers(-120, 3 * 24 * 60 + 120), st.integers(0, 3 * 24 * 60))
 
@@ -184,6 +235,130 @@ def test_tool_usage_equals_a_scan_of_the_raw_rows(dataset, edges, group_by):
     for key, acc in want.items():
         for name, value in acc.items():
             assert got[key][name] == value
+
+
+@pytest.fixture
+def around_now(post_json, service_headers):
+    """Calls stamped around now, some in the future (ingest allows up to a day ahead):
+    an all-time window ending now must leave those out."""
+    now = timezone.now()
+    calls = [
+        {
+            "request_id": f"now-{i}",
+            "created_at": (now + timedelta(minutes=minutes)).isoformat(),
+            "username": ["ann", "ben"][i % 2],
+            "model_name": ["gpt-4o", "mistral"][i % 2],
+            "chat_id": ["", "g1"][i % 2],
+            "prompt_tokens": 5 + i,
+            "success": i != 2,
+        }
+        for i, minutes in enumerate([-26 * 60, -90, -30, -5, 20, 45, 300])
+    ]
+    assert post_json("/api/ingest/llm-calls", calls, **service_headers).status_code == 201
+    return now
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    start=st.sampled_from([None, "beginning"]),
+    end=st.sampled_from([None, "now", "an hour ago", "a week ago"]),
+    group_by=st.sampled_from([(), ("model_name",), ("user_id",), ("chat_id",), ("channel_id",), ("module",)]),
+    newest=st.booleans(),
+)
+def test_windows_from_the_beginning_equal_a_scan_of_the_raw_rows(dataset, around_now, start, end, group_by, newest):
+    start_at = {None: None, "beginning": datetime(2000, 1, 1, tzinfo=UTC)}[start]
+    end_at = {None: None, "now": around_now, "an hour ago": around_now - timedelta(hours=1),
+              "a week ago": around_now - timedelta(days=7)}[end]
+    # Without the newest-fact measure the all-time rows answer, less what lies after the end.
+    measures = None if newest else ("requests", "prompt_tokens", "errors", "quota")
+    got = selectors.usage("llm", start=start_at, end=end_at, group_by=group_by, measures=measures)
+    want = expected_llm(start_at, end_at, group_by, None, UTC)
+    compared = ["requests", "prompt_tokens", "errors", "quota", *(["last_at", "latency_count"] if newest else [])]
+    assert_same(got, want, list(group_by), compared)
+
+
+FILTERS = [("model_name", "qwen"), ("chat_id", "g1"), ("group", "vip"), ("channel_id", 1), ("channel_id", 0),
+           ("token_name", "k1"), ("module", "")]
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edges=window,
+    open_side=st.sampled_from([None, "start", "end"]),
+    selected=st.sampled_from(FILTERS),
+    group_by=st.sampled_from([(), ("model_name",), ("user_id",)]),
+    series=st.sampled_from([None, "hour", "day"]),
+)
+def test_filtered_usage_equals_a_scan_of_the_raw_rows(dataset, edges, open_side, selected, group_by, series):
+    start = T0 + timedelta(minutes=edges[0], seconds=13)
+    end = start + timedelta(minutes=edges[1], seconds=41)
+    start, end = (None if open_side == "start" else start), (None if open_side == "end" else end)
+    name, value = selected
+    got = selectors.usage("llm", start=start, end=end, group_by=group_by, filters={name: value}, series=series)
+    rows = Log.objects.llm_calls().filter(selectors._dimension_q(selectors.spec("llm"), name, value))
+    want = expected_llm(start, end, group_by, series, UTC, rows)
+    keys = [*group_by, *({"hour": ["bucket"], "day": ["day"]}.get(series or "", []))]
+    assert_same(got, want, keys, ["requests", "errors", "prompt_tokens", "quota", "latency_sum_ms", "last_at"])
+
+
+@pytest.fixture
+def purged_at_30h(dataset):
+    purge("logs", before=h(30) + timedelta(minutes=17))
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edges=window,
+    open_side=st.sampled_from([None, "start", "end", "both"]),
+    group_by=st.sampled_from([(), ("model_name",), ("user_id",), ("group",)]),
+    series=st.sampled_from([None, "hour"]),
+)
+def test_totals_of_stored_rows_equal_a_scan_after_a_purge(purged_at_30h, edges, open_side, group_by, series):
+    start = T0 + timedelta(minutes=edges[0], seconds=5)
+    end = start + timedelta(minutes=edges[1], seconds=55)
+    start = None if open_side in ("start", "both") else start
+    end = None if open_side in ("end", "both") else end
+    got = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, purged="excluded")
+    want = expected_llm(start, end, group_by, series, UTC)
+    keys = [*group_by, *(["bucket"] if series else [])]
+    assert_same(got, want, keys, ["requests", "errors", "prompt_tokens", "completion_tokens", "last_at"])
+
+
+@pytest.fixture
+def events(post_json, service_headers):
+    rng = random.Random(11)
+    logs = [
+        {
+            "type": rng.choice([1, 3, 4, 5]),
+            "created_at": (T0 + timedelta(seconds=rng.randrange(int(SPAN.total_seconds())))).isoformat(),
+            "username": rng.choice(["ann", "ben", ""]),
+            "model_name": rng.choice(["", "", "qwen"]),
+            "content": "event",
+        }
+        for _ in range(150)
+    ]
+    assert post_json("/api/ingest/logs", logs, **service_headers).status_code == 201
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edges=window,
+    group_by=st.sampled_from([(), ("type",), ("user_id",), ("model_name",)]),
+    log_type=st.sampled_from([None, 1, 4, 5]),
+)
+def test_event_counts_equal_a_scan_of_the_raw_rows(events, edges, group_by, log_type):
+    start = T0 + timedelta(minutes=edges[0], seconds=29)
+    end = start + timedelta(minutes=edges[1])
+    filters = {"type": log_type} if log_type else {}
+    got = selectors.usage("events", start=start, end=end, group_by=group_by, filters=filters, purged="excluded")
+    want: dict = defaultdict(lambda: defaultdict(int))
+    rows = Log.objects.not_llm_calls().between(start, end)
+    if log_type:
+        rows = rows.filter(type=log_type)
+    for row in rows:
+        key = tuple(getattr(row, k) or (0 if k in ("user_id", "type") else "") for k in group_by)
+        want[key]["rows"] += 1
+    assert_same(got, want, list(group_by), ["rows"])
 
 
 def test_filters_narrow_both_the_rollups_and_the_edges(dataset):

@@ -250,6 +250,12 @@ class ZonedInstantField(serializers.Field):
         return value.astimezone(stats_zone()).isoformat()
 
 
+def cost_number(value: Any) -> float:
+    """A cost as a JSON number rounded to 6 decimals."""
+    exact = value if isinstance(value, Decimal) else Decimal(str(value))
+    return float(exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
+
+
 @extend_schema_field(OpenApiTypes.DOUBLE)
 class CostNumberField(serializers.Field):
     """A cost as a JSON number rounded to 6 decimals."""
@@ -258,8 +264,7 @@ class CostNumberField(serializers.Field):
         super().__init__(read_only=True, **kwargs)
 
     def to_representation(self, value: Any) -> float:
-        exact = value if isinstance(value, Decimal) else Decimal(str(value))
-        return float(exact.quantize(Decimal("0.000001"), rounding=ROUND_HALF_UP))
+        return cost_number(value)
 
 
 class LLMStatsPeriodSerializer(serializers.Serializer):
@@ -282,6 +287,14 @@ class LLMStatsSerializer(serializers.Serializer):
     details_by_group = serializers.DictField(
         child=LLMStatsGroupSerializer(), help_text="Group name → its usage; most requests first."
     )
+
+    def to_representation(self, instance: dict) -> dict:
+        # The groups (a thousand accounts, say) are plain numbers: written directly
+        # rather than through a field per number.
+        groups = instance["details_by_group"]
+        data = super().to_representation({**instance, "details_by_group": {}})
+        data["details_by_group"] = {name: {**group, "cost": cost_number(group["cost"])} for name, group in groups.items()}
+        return data
 
 
 # --- console stats (/api/stats/models, /tools, /channels) and tool metering (/agent/stats) ---

@@ -1,0 +1,151 @@
+"""How ingest writes facts: a batch goes in by COPY on PostgreSQL (a single record, and
+everything on SQLite, by INSERT), and every way stores the same rows, with ids the
+rollups count them by; a conflict the COPY meets is retried and counted as duplicates;
+long membership lists are one array parameter on PostgreSQL."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.forms.models import model_to_dict
+from django.test.utils import CaptureQueriesContext
+
+import logs.services
+from logs.models import Log
+from messaging.models import Message
+from statsite.ingest import COPY_MIN_ROWS, each_part
+from tests.ingest_support import LLM_CALLS, MESSAGES, TOOL_CALLS
+from usage import rollups
+from usage.models import ToolCall
+
+pytestmark = pytest.mark.django_db
+
+# Enough for COPY to take the error rows of a batch of LLM calls (a sixth of them) too.
+BATCH = max(24, 6 * COPY_MIN_ROWS)
+
+
+def llm_call(n: int, prefix: str) -> dict:
+    """Calls of every shape: failed ones, with and without cost, key, channel, address or `other`."""
+    call = {
+        "request_id": f"{prefix}-{n}",
+        "created_at": f"2024-05-01T10:{n // 60:02d}:{n % 60:02d}Z",
+        "username": f"user-{n % 3}",
+        "model_name": f"model-{n % 2}",
+        "prompt_tokens": 10 * n,
+        "completion_tokens": n,
+        "request_type": "chat.reply",
+    }
+    variants = [
+        {"token_key": f"sk-key-{n % 4}-abcdefghijklmnop", "channel_id": 1 + n % 3, "latency_ms": 100 * n},
+        {"token_name": "named", "channel_name": f"by-name-{n % 2}", "cost": "0.123456789"},
+        {"success": False, "error": "rate limited", "ip": "2001:DB8::1", "other": {"try": n, "tags": ["a"]}},
+        {"ip": "203.0.113.9", "quota": 7, "is_stream": True, "content": "tab\there, newline\nthere \\ done"},
+        {"ip": "", "other": {}, "group": "vip", "module": "m", "chat_id": "c-1"},
+        {"created_at": f"2024-05-01T09:{n // 60:02d}:{n % 60:02d}"},  # no offset: read in TIME_ZONE
+    ]
+    return {**call, **variants[n % len(variants)]}
+
+
+def tool_call(n: int, prefix: str) -> dict:
+    return {
+        "request_id": f"{prefix}-{n}",
+        "created_at": f"2024-05-01T11:{n // 60:02d}:{n % 60:02d}Z",
+        "tool_id": f"tool-{n % 3}",
+        "username": "alice" if n % 2 else "",
+        "args": {"q": f"query {n}", "deep": {"list": [1, None, "x"]}},
+        **({"result": None} if n % 3 else {"result": [n, "ok"]}),
+        "success": n % 4 != 0,
+        "duration_ms": n,
+        **({"cost": "0.01"} if n % 2 else {}),
+    }
+
+
+def message(n: int, prefix: str) -> dict:
+    return {
+        "message_id": f"{prefix}-{n}",
+        "chat_id": f"chat-{n % 2}",
+        "user_id": f"person-{n % 3}" if n % 4 else "",
+        "sent_by_bot": n % 5 == 0,
+        "created_at": f"2024-05-01T12:{n // 60:02d}:{n % 60:02d}Z",
+        "text": f"hello {n}\t\u540d",
+    }
+
+
+def stored(model, key: str, prefix: str) -> dict[int, dict]:
+    """The rows whose KEY starts with PREFIX, by record number, without ids and keys."""
+    rows = {}
+    for row in model.objects.filter(**{f"{key}__startswith": f"{prefix}-"}):
+        number = int(getattr(row, key).rsplit("-", 1)[1])
+        rows[number] = {name: value for name, value in model_to_dict(row).items() if name not in ("id", key)}
+    return rows
+
+
+@pytest.mark.parametrize(
+    ("path", "make", "model", "key"),
+    [
+        (LLM_CALLS, llm_call, Log, "request_id"),
+        (TOOL_CALLS, tool_call, ToolCall, "request_id"),
+        (MESSAGES, message, Message, "message_id"),
+    ],
+    ids=["llm-calls", "tool-calls", "messages"],
+)
+def test_a_batch_stores_the_rows_that_single_records_store(
+    post_json, service_headers, settings, path: str, make: Callable[[int, str], dict], model, key: str
+):
+    settings.TIME_ZONE = "Asia/Kolkata"  # times without an offset are read at +05:30
+    with CaptureQueriesContext(connection) as queries:
+        response = post_json(path, [make(n, "batch") for n in range(BATCH)], **service_headers)
+    assert response.json() == {"received": BATCH, "created": BATCH, "duplicates": 0}
+    inserts = [q for q in queries if q["sql"].startswith(f'INSERT INTO "{model._meta.db_table}"')]
+    assert (not inserts) == (connection.vendor == "postgresql")  # COPY goes unlogged
+    for n in range(BATCH):
+        assert post_json(path, make(n, "single"), **service_headers).status_code == 201
+
+    assert stored(model, key, "batch") == stored(model, key, "single")
+    assert len(stored(model, key, "batch")) == BATCH
+
+
+def test_every_row_of_a_batch_is_counted_in_the_rollups_failed_calls_included(post_json, service_headers):
+    calls = [llm_call(n, "counted") for n in range(BATCH)]
+    post_json(LLM_CALLS, calls, **service_headers)
+
+    assert Log.objects.filter(type=Log.Type.ERROR).count() == BATCH // 6
+    assert rollups.check("llm") == []
+
+
+def test_a_conflict_the_insert_meets_is_retried_and_counted_as_a_duplicate(post_json, service_headers, monkeypatch):
+    """A concurrent batch may store a request id between our look-up and our insert:
+    the insert then fails on the unique index, and the retry counts the row as a duplicate."""
+    early = [llm_call(n, "raced") for n in range(0, BATCH, 4)]
+    post_json(LLM_CALLS, early, **service_headers)
+    looked_up = []
+    real_lookup = logs.services._stored_request_ids
+
+    def blind_at_first(records: list[dict]) -> set[str]:
+        looked_up.append(len(records))
+        return set() if len(looked_up) == 1 else real_lookup(records)
+
+    monkeypatch.setattr(logs.services, "_stored_request_ids", blind_at_first)
+    response = post_json(LLM_CALLS, [llm_call(n, "raced") for n in range(BATCH)], **service_headers)
+
+    assert response.status_code == 201
+    assert response.json() == {"received": BATCH, "created": BATCH - len(early), "duplicates": len(early)}
+    assert looked_up == [BATCH, BATCH]
+    assert Log.objects.filter(request_id__startswith="raced-").count() == BATCH
+    assert rollups.check("llm") == []
+
+
+def test_membership_in_a_long_list_is_one_array_parameter_on_postgresql(make_user):
+    longest = "x" * 150  # the column's length
+    for name in ("ann", "ben", "cat", longest):
+        make_user(name)
+    names = ["ann", "cat", longest + "y", *(f"nobody-{i}" for i in range(1200))]
+
+    parts = list(each_part("username", names))
+    found = {u.username for where in parts for u in get_user_model().objects.filter(where)}
+
+    assert found == {"ann", "cat"}  # a longer name is not cut down to a stored one
+    assert len(parts) == (1 if connection.vendor == "postgresql" else 3)
