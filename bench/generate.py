@@ -1,78 +1,162 @@
 """Fill a PostgreSQL database with a realistic statsite data set, fast.
 
-    python -m bench.generate --scale 1000000 [--days 90] [--force]
+    python -m bench.generate --scale 1000000 [--days 90] [--seed 42] [--database NAME] [--force]
 
-Each scale gets its own database (`statsite_bench_<scale>` on the server of
-BENCH_PG_URL, default postgres://postgres@127.0.0.1:5432/postgres); a data set
-already generated at that scale is reused. The shape: SCALE LLM calls over
-DAYS days with a daily and a weekly rhythm, 1,000 accounts, 5,000 relay keys,
-50 models with skewed popularity, 20 channels, 5% failed calls; tool calls
-(10% of calls), chat messages (50%) and logs of every other type (3%).
+Each scale gets its own database (`statsite_bench_<scale>`, or --database) on the
+server of BENCH_PG_URL (default postgres://postgres@127.0.0.1:5432/postgres). A data
+set generated there before with the same scale, days, seed and generator version is
+reused; anything else in that database is refused unless --force replaces it.
 
-Facts go in with COPY (the raw rows, in time order, as a live system would
-have written them); the rollups are built at the end with `rollups rebuild`,
-the same code that repairs them in production. The relay keys' raw values are
-kept in var/bench/keys-<scale>.json for the public token lookup benchmark.
+What is in it: SCALE LLM calls over DAYS days, tool calls (10% of the calls), chat
+messages (50%) and logs of every other type (3%), drawn from the population that
+bench/world.py describes (skewed accounts with favourite models and their own keys,
+chats with members, a daily and weekly rhythm).
+
+How it is loaded, in the order a live system would have written it:
+- dimension rows (accounts, relay keys, channels, prices, people, chats) through the ORM;
+- facts by COPY ... FREEZE, one stream per table in time order, rendered a few hours at
+  a time by one worker process per core. Frozen rows are all-visible at once, as on a
+  server whose autovacuum has caught up, so index-only scans work without a VACUUM;
+- secondary indexes dropped before and built after, two at a time with a large
+  maintenance_work_mem, then ANALYZE;
+- rollups last, by `manage.py rollups rebuild`, the code that repairs them in production.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
+import subprocess
 import sys
 import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from multiprocessing import get_context
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bench import world
+from bench.world import Population
+
+if TYPE_CHECKING:
+    from psycopg import Connection
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_SERVER_URL = "postgres://postgres@127.0.0.1:5432/postgres"
+# Bumped whenever the data a seed produces changes, so an older data set is not measured as this one.
+GENERATOR_VERSION = 2
+DEFAULT_DAYS = 90
+DEFAULT_SEED = 42
+BENCH_SECRET_KEY = "statsite-bench-only-secret-key-0123456789abcdef"
+HOURS_PER_TASK = 6
+INDEX_BUILDERS = 2
+PROGRESS_SECONDS = 15
 
-ACCOUNTS = 1000
-RELAY_KEYS = 5000
-MODELS = 50
-CHANNELS = 20
-CHATS = 200
-PARTICIPANTS = 2000
-FAILURE_RATE = 0.05
-TOOL_CALL_SHARE = 0.10
-MESSAGE_SHARE = 0.50
-OTHER_LOG_SHARE = 0.03
-TOOLS = ["get_time", "web_search", "get_weather", "calculator", "image_gen", "memory.save", "memory.search",
-         "shouji_query", "translate", "code_run"]
+FACT_COLUMNS = {
+    "logs_log": (
+        "created_at", "user_id", "username", "type", "content", "token_id", "token_name", "model_name", "quota",
+        "prompt_tokens", "completion_tokens", "use_time", "is_stream", "channel_id", "group", "ip", "other",
+        "module", "request_type", "cost", "latency_ms", "success", "level", "chat_id", "request_id",
+    ),
+    "usage_toolcall": (
+        "created_at", "tool_id", "tool_name", "user_id", "username", "chat_id", "args", "result", "success",
+        "duration_ms", "cost", "request_id",
+    ),
+    "messaging_message": ("created_at", "chat_id", "sender_id", "sent_by_bot", "text_length", "text"),
+}
+# Index builds start with the biggest table's, so the two builders finish together.
+BIGGEST_FIRST = ("logs_log", "messaging_message", "usage_toolcall")
+# What a failed LLM call stores: ingest keeps the error as the content and in other.error.
+LLM_ERRORS = ("upstream error: rate limit exceeded", "upstream timeout after 60s", "invalid request: context too long")
+OTHER_CONTENT = {
+    1: ("top-up by redemption code", "top-up by card payment"),
+    3: ("quota adjusted by administrator", "group changed to vip", "key disabled by administrator"),
+    4: ("database timeout while recording usage", "channel test failed: connection refused"),
+    5: ("channel health check passed", "configuration reloaded", "scheduler tick", "cache warmed"),
+}
 
 
-def database_url(scale: int) -> str:
-    server = os.environ.get("BENCH_PG_URL", DEFAULT_SERVER_URL)
-    return server.rsplit("/", 1)[0] + f"/statsite_bench_{scale}"
+def server_url() -> str:
+    return os.environ.get("BENCH_PG_URL", DEFAULT_SERVER_URL)
 
 
-def ensure_database(scale: int, *, force: bool) -> bool:
-    """Create the scale's database if needed; True when it must be (re)filled."""
+@dataclass(frozen=True)
+class DataSet:
+    """Which data set, and the database that holds it."""
+
+    scale: int
+    days: int = DEFAULT_DAYS
+    seed: int = DEFAULT_SEED
+    database: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.database or f"statsite_bench_{self.scale}"
+
+    @property
+    def url(self) -> str:
+        return server_url().rsplit("/", 1)[0] + "/" + self.name
+
+    def identity(self) -> dict[str, int]:
+        return {"scale": self.scale, "days": self.days, "seed": self.seed, "version": GENERATOR_VERSION}
+
+
+# --- the database ----------------------------------------------------------------------------
+
+
+def stored_identity(dataset: DataSet) -> dict | None:
+    """The identity of the complete data set in the database, None when there is none."""
     import psycopg
 
-    server = os.environ.get("BENCH_PG_URL", DEFAULT_SERVER_URL)
-    name = f"statsite_bench_{scale}"
-    with psycopg.connect(server, autocommit=True) as conn:
-        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [name]).fetchone()
-        if exists and force:
-            conn.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-            exists = None
-        if not exists:
-            conn.execute(f'CREATE DATABASE "{name}"')
-            return True
-    with psycopg.connect(database_url(scale)) as conn:
-        done = conn.execute(
-            "SELECT 1 FROM pg_tables WHERE tablename = 'bench_meta'"
-        ).fetchone() and conn.execute("SELECT complete FROM bench_meta WHERE scale = %s", [scale]).fetchone()
-        return not (done and done[0])
+    with psycopg.connect(dataset.url) as conn:
+        try:
+            row = conn.execute("SELECT identity FROM bench_meta WHERE complete").fetchone()
+        except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedColumn):
+            return None  # nothing generated, or by a generator older than bench_meta.identity
+    return row[0] if row else None
 
 
-def setup_django(scale: int) -> None:
-    os.environ["DATABASE_URL"] = database_url(scale)
+def generation_report(dataset: DataSet) -> dict:
+    """How the data set was generated (row counts, rates, timings), for the benchmark's report."""
+    import psycopg
+
+    with psycopg.connect(dataset.url) as conn:
+        row = conn.execute("SELECT report FROM bench_meta WHERE complete").fetchone()
+    return row[0] if row else {}
+
+
+def prepare(dataset: DataSet, *, force: bool) -> bool:
+    """Make the data set's database usable: True when it must be filled, False to reuse it.
+    A database holding anything else is never replaced without FORCE."""
+    import psycopg
+
+    with psycopg.connect(server_url(), autocommit=True) as conn:
+        exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [dataset.name]).fetchone()
+        if exists and not force:
+            found = stored_identity(dataset)
+            if found == dataset.identity():
+                return False
+            raise SystemExit(
+                f"{dataset.name} does not hold the data set {dataset.identity()} (it holds "
+                f"{found or 'no complete data set of this generator'}). To replace it, run "
+                f"`python -m bench.generate` with the same options and --force."
+            )
+        if exists:
+            conn.execute(f'DROP DATABASE "{dataset.name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{dataset.name}"')
+    return True
+
+
+def setup_django(url: str) -> None:
+    os.environ["DATABASE_URL"] = url
+    # A key of its own, so that no bench process writes the checkout's var/secret_key.
+    os.environ.setdefault("SECRET_KEY", BENCH_SECRET_KEY)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "statsite.settings")
     sys.path.insert(0, str(ROOT))
     import django
@@ -80,256 +164,412 @@ def setup_django(scale: int) -> None:
     django.setup()
 
 
-def hour_weights(start: datetime, hours: int) -> list[float]:
-    """Traffic by hour: quiet at night, busy in the afternoon, quieter at weekends."""
-    weights = []
-    for h in range(hours):
-        moment = start + timedelta(hours=h)
-        daily = 0.25 + 0.75 * max(0.0, math.sin(math.pi * (moment.hour - 6) / 16)) if 6 <= moment.hour <= 22 else 0.15
-        weekly = 0.6 if moment.weekday() >= 5 else 1.0
-        weights.append(daily * weekly)
-    return weights
+@dataclass(frozen=True)
+class Ids:
+    """Primary keys of the dimension rows by population index: what fact rows reference."""
+
+    users: list[int]
+    keys: list[int]
+    people: list[int]
+    chats: list[int]
+    bot: int
 
 
-class World:
-    """The dimension rows, created through the ORM (they are few)."""
+def create_dimensions(pop: Population) -> Ids:
+    """The few thousand dimension rows, through the ORM."""
+    from django.contrib.auth.hashers import make_password
+    from django.contrib.auth.models import User
 
-    def __init__(self, rng: random.Random, scale: int) -> None:
-        from django.contrib.auth.hashers import make_password
-        from django.contrib.auth.models import User
+    from messaging.models import Chat, Participant
+    from statsite import credentials
+    from usage.models import Channel, ModelPrice, RelayKey
 
-        from messaging.models import Chat, Participant
-        from statsite import credentials
-        from usage.models import Channel, ModelPrice, RelayKey
-
-        unusable = make_password(None)
-        User.objects.bulk_create([User(username=f"user{i:04d}", password=unusable) for i in range(ACCOUNTS)])
-        self.users = list(User.objects.filter(username__startswith="user").order_by("id").values_list("id", "username"))
-        self.user_weights = [1 / (i + 1) ** 0.8 for i in range(len(self.users))]
-
-        raw_keys = [f"sk-bench{scale}-{i:05d}-{rng.getrandbits(64):016x}" for i in range(RELAY_KEYS)]
-        owners = [self.users[i % len(self.users)][0] for i in range(RELAY_KEYS)]
-        RelayKey.objects.bulk_create(
-            [
-                RelayKey(
-                    name=f"key-{i}", key_hash=credentials.digest(raw), prefix=credentials.relay_key_hint(raw),
-                    owner_id=owners[i],
-                )
-                for i, raw in enumerate(raw_keys)
-            ]
-        )
-        keys = list(RelayKey.objects.order_by("id").values_list("id", "name", "owner_id"))
-        self.keys_by_owner: dict[int, list[tuple[int, str]]] = {}
-        for key_id, name, owner in keys:
-            self.keys_by_owner.setdefault(owner, []).append((key_id, name))
-        self.raw_keys = raw_keys
-
-        Channel.objects.bulk_create([Channel(id=i + 1, name=f"channel-{i + 1:02d}") for i in range(CHANNELS)])
-        self.channels = [(i + 1, f"channel-{i + 1:02d}") for i in range(CHANNELS)]
-
-        self.models = [f"model-{i:02d}" for i in range(MODELS)]
-        self.model_weights = [1 / (i + 1) ** 1.2 for i in range(MODELS)]  # a few models take most traffic
-        ModelPrice.objects.bulk_create(
-            [
-                ModelPrice(model_name=m, input_per_million=Decimal(str(0.1 + i * 0.3)),
-                           output_per_million=Decimal(str(0.4 + i * 1.2)))
-                for i, m in enumerate(self.models)
-            ]
-        )
-        self.prices = {m: (Decimal(str(0.1 + i * 0.3)), Decimal(str(0.4 + i * 1.2))) for i, m in enumerate(self.models)}
-
-        Chat.objects.bulk_create(
-            [Chat(chat_id=f"chat{i:04d}", kind="group" if i % 4 else "private", name=f"Chat {i}") for i in range(CHATS)]
-        )
-        self.chats = list(Chat.objects.order_by("id").values_list("id", "chat_id"))
-        Participant.objects.bulk_create(
-            [Participant(user_id=f"user{i:04d}", nickname=f"Person {i}") for i in range(PARTICIPANTS)]
-        )
-        self.participants = list(Participant.objects.order_by("id").values_list("id", flat=True))
-
-
-FACT_TABLES = ("logs_log", "usage_toolcall", "messaging_message")
-
-
-def drop_secondary_indexes(cursor, tables) -> list[str]:
-    """Drop the plain (non-unique, non-primary) indexes of TABLES; return how to rebuild them."""
-    cursor.execute(
-        "SELECT i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
-        "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(%s) AND NOT i.indisunique AND NOT i.indisprimary",
-        [list(tables)],
+    unusable = make_password(None)
+    User.objects.bulk_create([User(username=a.username, password=unusable) for a in pop.accounts])
+    owners = dict(User.objects.values_list("username", "id"))
+    RelayKey.objects.bulk_create([
+        RelayKey(name=k.name, key_hash=credentials.digest(k.raw), prefix=credentials.relay_key_hint(k.raw),
+                 owner_id=owners[pop.accounts[k.owner].username])
+        for k in pop.keys
+    ])
+    Channel.objects.bulk_create([Channel(id=i + 1, name=name) for i, name in enumerate(pop.channels)])
+    ModelPrice.objects.bulk_create([
+        ModelPrice(model_name=m, input_per_million=Decimal(p_in), output_per_million=Decimal(p_out))
+        for m, (p_in, p_out) in zip(pop.models, pop.model_prices)
+    ])
+    Participant.objects.bulk_create(
+        [Participant(user_id=u, nickname=f"Person {i}") for i, u in enumerate(pop.people)]
+        + [Participant(user_id=world.BOT_USER_ID, nickname=world.BOT_NICKNAME)]
     )
-    found = cursor.fetchall()
-    for name, _ in found:
-        cursor.execute(f"DROP INDEX {name}")
-    return [definition for _, definition in found]
+    Chat.objects.bulk_create([Chat(chat_id=c.chat_id, kind=c.kind, name=c.name) for c in pop.chats])
+    return dimension_ids(pop)
 
 
-def copy_rows(cursor, table: str, columns: list[str], rows) -> int:
-    count = 0
-    with cursor.copy(f'COPY "{table}" ({", ".join(chr(34) + c + chr(34) for c in columns)}) FROM STDIN') as copy:
-        for row in rows:
-            copy.write_row(row)
-            count += 1
-    return count
+def dimension_ids(pop: Population) -> Ids:
+    """The primary keys of POP's dimension rows, found by their natural keys."""
+    from django.contrib.auth.models import User
+
+    from messaging.models import Chat, Participant
+    from statsite import credentials
+    from usage.models import RelayKey
+
+    user_pk = dict(User.objects.filter(username__in=pop.people[:world.ACCOUNTS]).values_list("username", "id"))
+    key_pk = dict(RelayKey.objects.values_list("key_hash", "id"))
+    person_pk = dict(Participant.objects.values_list("user_id", "id"))
+    chat_pk = dict(Chat.objects.values_list("chat_id", "id"))
+    return Ids(
+        users=[user_pk[a.username] for a in pop.accounts],
+        keys=[key_pk[credentials.digest(k.raw)] for k in pop.keys],
+        people=[person_pk[u] for u in pop.people],
+        chats=[chat_pk[c.chat_id] for c in pop.chats],
+        bot=person_pk[world.BOT_USER_ID],
+    )
 
 
-LOG_COLUMNS = [
-    "user_id", "username", "created_at", "type", "content", "token_id", "token_name", "model_name", "quota",
-    "prompt_tokens", "completion_tokens", "use_time", "is_stream", "channel_id", "group", "ip", "other", "module",
-    "request_type", "cost", "latency_ms", "success", "level", "chat_id", "request_id",
-]
-TOOL_COLUMNS = ["tool_id", "tool_name", "user_id", "username", "chat_id", "args", "result", "success", "duration_ms",
-                "cost", "created_at", "request_id"]
-MESSAGE_COLUMNS = ["message_id", "chat_id", "sender_id", "sent_by_bot", "created_at", "text_length", "text"]
-MODULES = [("chat", "chat.reply"), ("planner", "planner.step"), ("memory", "memory.summarize"), ("", "embedding")]
-QUANTUM = Decimal("0.00000001")
+# --- rendering fact rows (in worker processes) -----------------------------------------------
 
 
-def generate(scale: int, days: int, seed: int = 42) -> dict[str, int]:
-    from django.db import connection
+@dataclass(frozen=True)
+class Task:
+    """Some consecutive hours of one table's rows."""
 
-    rng = random.Random(seed)
-    world = World(rng, scale)
-    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
-    start = end - timedelta(days=days)
-    hours = days * 24
-    weights = hour_weights(start, hours)
-    total_weight = sum(weights)
-    per_hour = [scale * w / total_weight for w in weights]
-
-    home_channel = {m: world.channels[i % CHANNELS][0] for i, m in enumerate(world.models)}
-    counts = {"llm_calls": 0, "tool_calls": 0, "messages": 0, "other_logs": 0}
-    started = time.monotonic()
-    last_report = started
-
-    def llm_rows():
-        for h in range(hours):
-            n = int(per_hour[h] + rng.random())
-            base = start + timedelta(hours=h)
-            seconds = sorted(rng.random() * 3600 for _ in range(n))
-            users = rng.choices(world.users, weights=world.user_weights, k=n)
-            models = rng.choices(world.models, weights=world.model_weights, k=n)
-            for i in range(n):
-                user_id, username = users[i]
-                model = models[i]
-                key_id, key_name = rng.choice(world.keys_by_owner[user_id])
-                # Most calls of a model go to its home channel; some are routed elsewhere.
-                channel_id = home_channel[model] if rng.random() < 0.8 else rng.randrange(1, CHANNELS + 1)
-                ok = rng.random() >= FAILURE_RATE
-                prompt = rng.randrange(20, 4000)
-                completion = rng.randrange(5, 1500) if ok else 0
-                price_in, price_out = world.prices[model]
-                cost = ((price_in * prompt + price_out * completion) / 1_000_000).quantize(QUANTUM)
-                latency = int(rng.lognormvariate(7.0, 0.7))
-                module, request_type = MODULES[i % 4]
-                chat = world.chats[rng.randrange(CHATS)][1] if rng.random() < 0.3 else ""
-                yield (
-                    user_id, username, base + timedelta(seconds=seconds[i]), 2 if ok else 4,
-                    "" if ok else "upstream error: rate limit exceeded", key_id, key_name, model,
-                    int(cost * 500_000) if ok else 0, prompt, completion, round(latency / 1000), rng.random() < 0.6,
-                    channel_id, "default" if rng.random() < 0.8 else "vip", "10.0.0.1",
-                    "{}" if ok else '{"error": "rate limit exceeded"}', module or request_type.split(".")[0],
-                    request_type, cost, latency, ok, "info" if ok else "error", chat, None,
-                )
-
-    def tool_rows():
-        for h in range(hours):
-            n = int(per_hour[h] * TOOL_CALL_SHARE + rng.random())
-            base = start + timedelta(hours=h)
-            for s in sorted(rng.random() * 3600 for _ in range(n)):
-                user_id, username = rng.choices(world.users, weights=world.user_weights)[0]
-                tool = rng.choice(TOOLS)
-                yield (tool, tool.replace("_", " "), user_id, username, "", '{"q": "x"}', '{"ok": true}',
-                       rng.random() > 0.04, int(rng.lognormvariate(5.5, 1.0)), Decimal("0.002"),
-                       base + timedelta(seconds=s), None)
-
-    def message_rows():
-        for h in range(hours):
-            n = int(per_hour[h] * MESSAGE_SHARE + rng.random())
-            base = start + timedelta(hours=h)
-            for s in sorted(rng.random() * 3600 for _ in range(n)):
-                by_bot = rng.random() < 0.3
-                length = rng.randrange(1, 300)
-                yield (None, world.chats[rng.randrange(CHATS)][0], rng.choice(world.participants), by_bot,
-                       base + timedelta(seconds=s), length, "")
-
-    def other_log_rows():
-        for h in range(hours):
-            n = int(per_hour[h] * OTHER_LOG_SHARE + rng.random())
-            base = start + timedelta(hours=h)
-            for s in sorted(rng.random() * 3600 for _ in range(n)):
-                kind = rng.choice([1, 3, 4, 5, 5, 5])
-                user_id, username = rng.choice(world.users) if kind in (1, 3) else (None, "")
-                level = {4: "error"}.get(kind, rng.choice(["debug", "info", "info", "warn"]))
-                yield (user_id, username, base + timedelta(seconds=s), kind, f"event of type {kind}", None, "", "",
-                       rng.randrange(0, 10_000_000) if kind == 1 else 0, 0, 0, 0, False, None, "", None,
-                       '{"stack": "Traceback ..."}' if kind == 4 else "{}", "", "", Decimal(0), None, kind != 4,
-                       level, "", None)
-
-    with connection.cursor() as django_cursor:
-        cursor = django_cursor.cursor  # the psycopg cursor, for COPY
-        # A bulk load's usual shape: foreign-key triggers off for this session (every
-        # id written comes from the rows just created) and secondary indexes built
-        # once at the end instead of maintained row by row.
-        cursor.execute("SET session_replication_role = replica")
-        dropped = drop_secondary_indexes(cursor, FACT_TABLES)
-        counts["llm_calls"] = copy_rows(cursor, "logs_log", LOG_COLUMNS, llm_rows())
-        report("llm calls", counts["llm_calls"], started)
-        counts["other_logs"] = copy_rows(cursor, "logs_log", LOG_COLUMNS, other_log_rows())
-        counts["tool_calls"] = copy_rows(cursor, "usage_toolcall", TOOL_COLUMNS, tool_rows())
-        counts["messages"] = copy_rows(cursor, "messaging_message", MESSAGE_COLUMNS, message_rows())
-        report("all facts", sum(counts.values()), started)
-        cursor.execute("SET session_replication_role = DEFAULT")
-        cursor.execute("SET maintenance_work_mem = '512MB'")
-        for definition in dropped:
-            cursor.execute(definition)
-        report("indexes rebuilt", sum(counts.values()), started)
-    (ROOT / "var" / "bench").mkdir(parents=True, exist_ok=True)
-    (ROOT / "var" / "bench" / f"keys-{scale}.json").write_text(json.dumps(world.raw_keys[:200]))
-    return counts
+    table: str
+    first_hour: int
+    prefixes: tuple[str, ...]  # "YYYY-MM-DD HH:" of each hour (UTC)
+    volumes: tuple[float, ...]  # expected LLM calls in each hour; other facts are shares of it
 
 
-def report(label: str, rows: int, started: float) -> None:
-    elapsed = time.monotonic() - started
-    print(f"  {label}: {rows:,} rows in {elapsed:.0f}s ({rows / max(elapsed, 1e-9):,.0f} rows/s)", flush=True)
+def plan(dataset: DataSet, start: datetime) -> dict[str, list[Task]]:
+    hours = dataset.days * 24
+    weights = world.hour_weights(start, hours)
+    total = sum(weights)
+    volumes = [dataset.scale * w / total for w in weights]
+    prefixes = [(start + timedelta(hours=h)).strftime("%Y-%m-%d %H:") for h in range(hours)]
+    return {
+        table: [
+            Task(table, h, tuple(prefixes[h:h + HOURS_PER_TASK]), tuple(volumes[h:h + HOURS_PER_TASK]))
+            for h in range(0, hours, HOURS_PER_TASK)
+        ]
+        for table in FACT_COLUMNS
+    }
 
 
-def build(scale: int, days: int, *, force: bool = False) -> None:
-    fill = ensure_database(scale, force=force)
-    setup_django(scale)
+def moments(rng: random.Random, prefix: str, n: int) -> list[str]:
+    """N sorted moments of the hour PREFIX, as COPY text (microseconds, UTC)."""
+    return [
+        f"{prefix}{us // 60_000_000:02d}:{us // 1_000_000 % 60:02d}.{us % 1_000_000:06d}+00"
+        for us in sorted(int(rng.random() * 3_600_000_000) for _ in range(n))
+    ]
+
+
+def cost_text(units: int) -> str:
+    """A cost in 1e-8 currency units as the decimal PostgreSQL stores."""
+    return f"{units // 100_000_000}.{units % 100_000_000:08d}"
+
+
+class Renderer:
+    """Renders the facts of some hours as COPY text (tab-separated, \\N for NULL).
+    Every hour of every kind has its own seeded generator, so the rows do not depend on
+    how the hours are shared among processes."""
+
+    def __init__(self, pop: Population, ids: Ids) -> None:
+        self.pop = pop
+        self.user_pk = [str(i) for i in ids.users]
+        self.key_pk = [str(i) for i in ids.keys]
+        self.person_pk = [str(i) for i in ids.people]
+        self.chat_pk = [str(i) for i in ids.chats]
+        self.bot_pk = str(ids.bot)
+        self.other_of_error = {e: json.dumps({"error": e}) for e in LLM_ERRORS}
+
+    def render(self, task: Task) -> tuple[bytes, Counter]:
+        draw = {"logs_log": self.logs, "usage_toolcall": self.tool_calls, "messaging_message": self.messages}
+        lines: list[str] = []
+        counts: Counter = Counter()
+        for offset, (prefix, volume) in enumerate(zip(task.prefixes, task.volumes)):
+            draw[task.table](task.first_hour + offset, prefix, volume, lines, counts)
+        return "".join(lines).encode(), counts
+
+    def rng(self, kind: str, hour: int) -> random.Random:
+        return random.Random(f"{self.pop.seed}:{kind}:{hour}")
+
+    def logs(self, hour: int, prefix: str, volume: float, out: list[str], counts: Counter) -> None:
+        calls = self.llm_calls(hour, prefix, volume)
+        others = self.other_logs(hour, prefix, volume * world.OTHER_LOG_SHARE)
+        counts["llm_calls"] += len(calls)
+        counts["other_logs"] += len(others)
+        rows = calls + others
+        rows.sort()  # the time comes first: both kinds in time order, as they were written
+        out.extend(rows)
+
+    def llm_calls(self, hour: int, prefix: str, volume: float) -> list[str]:
+        rng = self.rng("llm", hour)
+        pop = self.pop
+        rows = []
+        for i, at in enumerate(moments(rng, prefix, int(volume + rng.random()))):
+            c = pop.llm_call(rng)
+            account = pop.accounts[c.account]
+            key = pop.keys[c.key]
+            units = pop.cost_units(c)
+            error = "" if c.ok else LLM_ERRORS[int(rng.random() * len(LLM_ERRORS))]
+            chat = "" if c.chat is None else pop.chats[c.chat].chat_id
+            rows.append(
+                f"{at}\t{self.user_pk[c.account]}\t{account.username}\t{2 if c.ok else 4}\t{error}\t"
+                f"{self.key_pk[c.key]}\t{key.name}\t{pop.models[c.model]}\t{units // 200 if c.ok else 0}\t"
+                f"{c.prompt}\t{c.completion}\t{round(c.latency_ms / 1000)}\t{'t' if c.stream else 'f'}\t"
+                f"{c.channel + 1}\t{account.group}\t{account.ip}\t{self.other_of_error[error] if error else '{}'}\t"
+                f"{c.module}\t{c.request_type}\t{cost_text(units)}\t{c.latency_ms}\t{'t' if c.ok else 'f'}\t"
+                f"{'info' if c.ok else 'error'}\t{chat}\tgen-{hour:05d}-{i:06d}\n"
+            )
+        return rows
+
+    def other_logs(self, hour: int, prefix: str, volume: float) -> list[str]:
+        rng = self.rng("other", hour)
+        rows = []
+        for at in moments(rng, prefix, int(volume + rng.random())):
+            o = self.pop.other_log(rng)
+            contents = OTHER_CONTENT[o.kind]
+            content = contents[int(rng.random() * len(contents))]
+            user_pk, username = ("\\N", "") if o.account is None else (
+                self.user_pk[o.account], self.pop.accounts[o.account].username
+            )
+            other = '{"stack": "Traceback (most recent call last): ..."}' if o.kind == 4 else "{}"
+            rows.append(
+                f"{at}\t{user_pk}\t{username}\t{o.kind}\t{content}\t\\N\t\t\t{o.quota}\t0\t0\t0\tf\t\\N\t\t\\N\t"
+                f"{other}\t\t\t0.00000000\t\\N\t{'f' if o.kind == 4 else 't'}\t{o.level}\t\t\\N\n"
+            )
+        return rows
+
+    def tool_calls(self, hour: int, prefix: str, volume: float, out: list[str], counts: Counter) -> None:
+        rng = self.rng("tool", hour)
+        pop = self.pop
+        start = len(out)
+        for i, at in enumerate(moments(rng, prefix, int(volume * world.TOOL_CALL_SHARE + rng.random()))):
+            t = pop.tool_use(rng)
+            tool = world.TOOLS[t.tool]
+            chat = "" if t.chat is None else pop.chats[t.chat].chat_id
+            result = '{"ok": true}' if t.ok else '{"error": "tool failed"}'
+            out.append(
+                f"{at}\t{tool.tool_id}\t{tool.name}\t{self.user_pk[t.account]}\t{pop.accounts[t.account].username}\t"
+                f"{chat}\t{tool.args}\t{result}\t{'t' if t.ok else 'f'}\t{t.duration_ms}\t"
+                f"{cost_text(tool.cost_units if t.ok else 0)}\tgen-tool-{hour:05d}-{i:06d}\n"
+            )
+        counts["tool_calls"] += len(out) - start
+
+    def messages(self, hour: int, prefix: str, volume: float, out: list[str], counts: Counter) -> None:
+        rng = self.rng("message", hour)
+        start = len(out)
+        for at in moments(rng, prefix, int(volume * world.MESSAGE_SHARE + rng.random())):
+            m = self.pop.message(rng)
+            sender, by_bot = (self.bot_pk, "t") if m.sender is None else (self.person_pk[m.sender], "f")
+            out.append(f"{at}\t{self.chat_pk[m.chat]}\t{sender}\t{by_bot}\t{m.text_length}\t\n")
+        counts["messages"] += len(out) - start
+
+
+_renderer: Renderer | None = None
+
+
+def start_worker(seed: int, ids: Ids) -> None:
+    global _renderer
+    _renderer = Renderer(Population(seed), ids)
+
+
+def render(task: Task) -> tuple[bytes, Counter]:
+    assert _renderer is not None, "start_worker runs first"
+    return _renderer.render(task)
+
+
+# --- loading ---------------------------------------------------------------------------------
+
+
+def in_order(pool: ProcessPoolExecutor, fn: Callable, items: Iterable, window: int) -> Iterator:
+    """pool.map in order, with at most WINDOW results waiting, so memory stays bounded
+    when the database consumes more slowly than the workers render."""
+    pending: deque[Future] = deque()
+    for item in items:
+        pending.append(pool.submit(fn, item))
+        if len(pending) >= window:
+            yield pending.popleft().result()
+    while pending:
+        yield pending.popleft().result()
+
+
+class Progress:
+    """Prints a table's rows and rate now and then, and at the end."""
+
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.began = self.last = time.monotonic()
+        self.rows = 0
+
+    def add(self, rows: int) -> None:
+        self.rows += rows
+        if time.monotonic() - self.last >= PROGRESS_SECONDS:
+            self.last = time.monotonic()
+            self.print()
+
+    @property
+    def seconds(self) -> float:
+        return time.monotonic() - self.began
+
+    def print(self) -> None:
+        rate = self.rows / max(self.seconds, 1e-9)
+        print(f"  {self.label}: {self.rows:,} rows in {self.seconds:.0f}s ({rate:,.0f} rows/s)", flush=True)
+
+
+def drop_secondary_indexes(conn: Connection, tables: Iterable[str]) -> list[tuple[str, str]]:
+    """Drop the plain (non-unique, non-primary) indexes of TABLES; return (table, definition) to rebuild them."""
+    found = conn.execute(
+        "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+        "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(%s) AND NOT i.indisunique "
+        "AND NOT i.indisprimary",
+        [list(tables)],
+    ).fetchall()
+    for _, name, _ in found:
+        conn.execute(f"DROP INDEX {name}")
+    return [(table, definition) for table, _, definition in found]
+
+
+def copy_table(
+    conn: Connection, pool: ProcessPoolExecutor, table: str, tasks: list[Task], workers: int
+) -> tuple[Counter, float]:
+    """One table's rows in time order, frozen: TRUNCATE and COPY FREEZE in one transaction.
+    Returns the rows by kind and the seconds taken."""
+    columns = ", ".join(f'"{c}"' for c in FACT_COLUMNS[table])
+    counts: Counter = Counter()
+    progress = Progress(table)
+    with conn.transaction(), conn.cursor() as cursor:
+        cursor.execute(f'TRUNCATE "{table}"')
+        with cursor.copy(f'COPY "{table}" ({columns}) FROM STDIN (FREEZE)') as copy:
+            for chunk, chunk_counts in in_order(pool, render, tasks, window=2 * workers + 2):
+                copy.write(chunk)
+                counts.update(chunk_counts)
+                progress.add(sum(chunk_counts.values()))
+    progress.print()
+    return counts, round(progress.seconds, 1)
+
+
+def build_index(url: str, definition: str) -> None:
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET maintenance_work_mem = '1GB'")
+        conn.execute("SET max_parallel_maintenance_workers = 0")  # the builders already use every core
+        conn.execute(definition)
+
+
+def load_facts(dataset: DataSet, ids: Ids, start: datetime, workers: int) -> dict:
+    """COPY every fact, then rebuild the indexes and ANALYZE. Returns the rows by kind, the
+    rows, seconds and rate of each table's COPY, and the seconds of the other steps."""
+    import psycopg
+
+    tasks = plan(dataset, start)
+    rows: Counter = Counter()
+    tables: dict[str, dict] = {}
+    seconds: dict[str, float] = {}
+    with psycopg.connect(dataset.url, autocommit=True) as conn:
+        # A bulk load's usual shape: foreign-key triggers off for this session (every id
+        # written comes from the dimension rows just created), secondary indexes built
+        # once at the end instead of row by row.
+        conn.execute("SET session_replication_role = replica")
+        dropped = drop_secondary_indexes(conn, FACT_COLUMNS)
+        context = get_context("spawn")  # a fresh interpreter: no inherited database connection
+        with ProcessPoolExecutor(workers, mp_context=context, initializer=start_worker,
+                                 initargs=(dataset.seed, ids)) as pool:
+            for table, table_tasks in tasks.items():
+                counts, took = copy_table(conn, pool, table, table_tasks, workers)
+                rows.update(counts)
+                copied = sum(counts.values())
+                tables[table] = {"rows": copied, "seconds": took, "rows_per_s": round(copied / max(took, 0.1))}
+        began = time.monotonic()
+        definitions = [d for _, d in sorted(dropped, key=lambda td: BIGGEST_FIRST.index(td[0]))]
+        with ThreadPoolExecutor(INDEX_BUILDERS) as builders:
+            list(builders.map(lambda d: build_index(dataset.url, d), definitions))
+        seconds["indexes"] = round(time.monotonic() - began, 1)
+        print(f"  {len(definitions)} indexes built in {seconds['indexes']:.0f}s", flush=True)
+        began = time.monotonic()
+        for table in FACT_COLUMNS:
+            conn.execute(f'ANALYZE "{table}"')
+        seconds["analyze"] = round(time.monotonic() - began, 1)
+    return {"rows": dict(rows), "tables": tables, "seconds": seconds}
+
+
+# `rollups rebuild` inserts on one core: the LLM rollups (the largest) and the other
+# kinds are rebuilt side by side.
+ROLLUP_GROUPS = (("llm",), ("events", "tools", "messages"))
+
+
+def build_rollups(dataset: DataSet) -> None:
+    env = {**os.environ, "DATABASE_URL": dataset.url}
+    commands = [
+        [sys.executable, "manage.py", "rollups", "rebuild", *(arg for kind in kinds for arg in ("--kind", kind))]
+        for kinds in ROLLUP_GROUPS
+    ]
+    processes = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
+    if any(process.wait() for process in processes):
+        raise RuntimeError("rebuilding the rollups failed (see above)")
+
+
+def fill(dataset: DataSet, workers: int) -> dict:
     from django.core.management import call_command
     from django.db import connection
 
-    if not fill:
-        print(f"Reusing the data set at scale {scale:,} ({database_url(scale)}).")
-        return
-    print(f"Generating scale {scale:,} into {database_url(scale)} …", flush=True)
     call_command("migrate", verbosity=0)
     with connection.cursor() as cursor:
-        cursor.execute("CREATE TABLE IF NOT EXISTS bench_meta (scale bigint PRIMARY KEY, complete boolean, "
-                       "generated_at timestamptz, facts jsonb)")
-        cursor.execute("TRUNCATE bench_meta")
+        cursor.execute("CREATE TABLE bench_meta (identity jsonb, complete boolean, generated_at timestamptz, "
+                       "report jsonb)")
     began = time.monotonic()
-    counts = generate(scale, days)
-    print("Building rollups …", flush=True)
-    rollup_began = time.monotonic()
-    call_command("rollups", "rebuild", verbosity=1)
-    print(f"  rollups built in {time.monotonic() - rollup_began:.0f}s", flush=True)
+    ids = create_dimensions(Population(dataset.seed))
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    report = load_facts(dataset, ids, end - timedelta(days=dataset.days), workers)
+    report["seconds"]["facts"] = round(time.monotonic() - began, 1)
+    print(f"  facts loaded in {report['seconds']['facts']:.0f}s; building rollups …", flush=True)
+    began = time.monotonic()
+    build_rollups(dataset)
     with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-        cursor.execute("INSERT INTO bench_meta VALUES (%s, true, now(), %s)", [scale, json.dumps(counts)])
-    print(f"Done in {time.monotonic() - began:.0f}s: {counts}", flush=True)
+        # As autovacuum would: the rollups' visibility map and planner statistics.
+        cursor.execute("VACUUM ANALYZE")
+    report["seconds"]["rollups"] = round(time.monotonic() - began, 1)
+    print(f"  rollups built in {report['seconds']['rollups']:.0f}s", flush=True)
+    with connection.cursor() as cursor:
+        cursor.execute("INSERT INTO bench_meta VALUES (%s, true, now(), %s)",
+                       [json.dumps(dataset.identity()), json.dumps(report)])
+    return report
+
+
+def build(dataset: DataSet, *, force: bool = False, workers: int | None = None) -> None:
+    """Generate the data set, or reuse it when it is already there."""
+    must_fill = prepare(dataset, force=force)
+    setup_django(dataset.url)
+    if not must_fill:
+        print(f"Reusing the data set at scale {dataset.scale:,} ({dataset.name}).", flush=True)
+        return
+    print(f"Generating scale {dataset.scale:,} over {dataset.days} days into {dataset.name} …", flush=True)
+    began = time.monotonic()
+    report = fill(dataset, workers or os.cpu_count() or 1)
+    print(f"Done in {time.monotonic() - began:.0f}s: {report['rows']}", flush=True)
+
+
+def dataset_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options that name a data set; the benchmark takes them too."""
+    parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE", 1_000_000)), help="LLM calls.")
+    parser.add_argument("--days", type=int, default=DEFAULT_DAYS)
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    parser.add_argument("--database", default="", help="Database name (default statsite_bench_<scale>).")
+
+
+def dataset_from(parser: argparse.ArgumentParser, args: argparse.Namespace) -> DataSet:
+    if args.scale < 1 or args.days < 1:
+        parser.error("--scale and --days must be at least 1")
+    return DataSet(args.scale, args.days, args.seed, args.database)
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE", 1_000_000)))
-    parser.add_argument("--days", type=int, default=90)
-    parser.add_argument("--force", action="store_true", help="Generate again even if the data set exists.")
+    dataset_arguments(parser)
+    parser.add_argument("--force", action="store_true", help="Generate again, replacing what the database holds.")
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Processes rendering rows.")
     args = parser.parse_args(argv)
-    if args.scale < 1 or args.days < 1:
-        parser.error("--scale and --days must be at least 1")
-    build(args.scale, args.days, force=args.force)
+    build(dataset_from(parser, args), force=args.force, workers=args.workers)
 
 
 if __name__ == "__main__":

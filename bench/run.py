@@ -2,100 +2,162 @@
 
     make bench                      # SCALE=1000000 by default
     make bench SCALE=10000000
+    python -m bench.run --scale 200000 --repeat 10 --purge-rows 100000 --streams 50
 
-1. Generates (or reuses) the PostgreSQL data set of that scale (bench/generate.py).
-2. Starts the production server as a user would: uvicorn, one worker per core.
-3. Times every read endpoint of the API documents (each stats endpoint over 1, 7
-   and 30 days and a filtered case, the log list with and without each filter,
-   a deep page, the public token lookup, search), and for each stats answer the
-   same numbers computed by one SQL aggregate over the raw fact table — the way
-   gateway log systems answer them — so the table shows ours, the baseline and
-   the ratio.
-4. Measures ingest (1000-record batches from concurrent clients, and single
-   records), a purge of 1M rows while ingest runs, and SSE fan-out.
-5. Prints a table and writes var/bench/results-<scale>.json and .md.
+1. Generates or reuses the data set (bench/generate.py; --database names another database).
+2. Starts the production server as a user would: uvicorn, one worker per core (--workers).
+3. Times every read endpoint of the API documents one request at a time (p50, p95 and
+   max of --repeat requests) and, for each statistic, its raw-scan baseline: the same
+   numbers from SQL over the raw fact tables, in the same run (bench/cases.py).
+4. Ingest: 1000-record batches from --clients concurrent clients, records drawn from the
+   data set's own population and created now; then single records one at a time.
+5. A purge of --purge-rows old rows through DELETE /api/log/ while the clients keep
+   ingesting: its rows/s, the slowest ingest request meanwhile, and whether every
+   acknowledged record is stored.
+6. SSE fan-out: --streams event streams at once, each one's time to its first event.
+7. Prints the table; writes results-<scale>.json and .md under --out (var/run), and
+   compare.md when results of several scales are there (bench/report.py).
 """
 
 from __future__ import annotations
 
 import argparse
 import http.client
+import io
+import itertools
 import json
 import os
+import random
 import socket
 import statistics
 import subprocess
 import sys
 import threading
 import time
-import urllib.parse
+from collections import Counter
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from bench.generate import ROOT, build, database_url
+from bench import world
+from bench.cases import Case, Subjects, read_cases, unix
+from bench.generate import (
+    BENCH_SECRET_KEY, FACT_COLUMNS, ROOT, DataSet, Renderer, build, dataset_arguments, dataset_from, dimension_ids,
+    generation_report,
+)
+from bench.report import Report, Result, text_header, write
+from bench.world import Population
+
+if TYPE_CHECKING:
+    from psycopg import Connection
 
 HOST = "127.0.0.1"
-REPEAT = int(os.environ.get("BENCH_REPEAT", 30))
-BENCH_SERVICE_KEY = "bench-service-key-0123456789abcdef0123456789abcdef"
+SERVICE_KEY = "bench-service-key-0123456789abcdef0123456789abcdef"
+INGEST_PATH = "/api/ingest/llm-calls"
+BATCH_SIZE = 1000
+PURGE_BATCH_SIZE = 100  # records per ingest request while the purge runs
+OLD_DATA_DAYS = 400  # the purged rows are this old: long before the data set begins
+HTTP_TIMEOUT = 300
 
 
-@dataclass
-class Result:
-    name: str
-    p50_ms: float | None = None
-    p95_ms: float | None = None
-    max_ms: float | None = None
-    baseline_p50_ms: float | None = None
-    ratio: float | None = None
-    rows_per_s: float | None = None
-    note: str = ""
-    errors: int = 0
-
-
-@dataclass
-class Report:
-    scale: int
-    machine: str
-    started_at: str
-    results: list[Result] = field(default_factory=list)
-    server_rss_mb: list[float] = field(default_factory=list)
-
-
-def percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
+# --- HTTP --------------------------------------------------------------------------------------
 
 
 class Client:
-    """One keep-alive HTTP connection to the server."""
+    """One keep-alive HTTP connection to the server; reconnects once when it drops."""
 
     def __init__(self, port: int) -> None:
         self.port = port
-        self.conn = http.client.HTTPConnection(HOST, port, timeout=120)
+        self.conn = http.client.HTTPConnection(HOST, port, timeout=HTTP_TIMEOUT)
 
-    def request(self, method: str, path: str, headers: dict[str, str] | None = None, body=None):
-        data = json.dumps(body).encode() if body is not None else None
-        all_headers = {"Host": "localhost", **(headers or {})}
-        if data is not None:
+    def request(self, method: str, path: str, headers: dict[str, str], body: bytes | None = None) -> tuple[int, bytes]:
+        all_headers = {"Host": "localhost", **headers}
+        if body is not None:
             all_headers["Content-Type"] = "application/json"
         for attempt in range(2):
             try:
-                self.conn.request(method, path, body=data, headers=all_headers)
+                self.conn.request(method, path, body=body, headers=all_headers)
                 response = self.conn.getresponse()
-                payload = response.read()
-                return response.status, payload
+                return response.status, response.read()
             except (http.client.HTTPException, OSError):
                 self.conn.close()
-                self.conn = http.client.HTTPConnection(HOST, self.port, timeout=120)
+                self.conn = http.client.HTTPConnection(HOST, self.port, timeout=HTTP_TIMEOUT)
                 if attempt:
                     raise
         raise AssertionError("unreachable")
 
 
-def timed(fn, repeat: int = REPEAT, warmup: int = 2) -> tuple[list[float], int]:
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+class Server:
+    """The production server as a user starts it (uvicorn, WORKERS processes), on the bench database."""
+
+    def __init__(self, dataset: DataSet, workers: int, log_path: Path) -> None:
+        self.port = free_port()
+        env = {
+            **os.environ,
+            "DATABASE_URL": dataset.url,
+            "STATSITE_API_KEYS": SERVICE_KEY,
+            "SECRET_KEY": BENCH_SECRET_KEY,
+            "ALLOWED_HOSTS": "localhost,127.0.0.1",
+            # The benchmark measures the endpoints, not the abuse limits in front of them.
+            "LOG_SEARCH_THROTTLE_RATE": "1000000/min",
+            "LOG_TOKEN_THROTTLE_RATE": "1000000/min",
+            "LOG_LEVEL": "WARNING",
+        }
+        self.log = open(log_path, "w")
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "statsite.asgi:application", "--host", HOST, "--port", str(self.port),
+             "--workers", str(workers), "--lifespan", "off", "--no-access-log"],
+            cwd=ROOT, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+        )
+        self.wait_until_up(log_path)
+
+    def wait_until_up(self, log_path: Path) -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            try:
+                if Client(self.port).request("GET", "/healthz", {})[0] == 200:
+                    return
+            except OSError:
+                time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"the server did not start; see {log_path}")
+
+    def rss_mb(self) -> list[float]:
+        """Resident memory of each worker (the master when it serves alone)."""
+        import psutil
+
+        master = psutil.Process(self.proc.pid)
+        workers = [p for p in master.children() if "resource_tracker" not in " ".join(p.cmdline())]
+        return [round(p.memory_info().rss / 2**20, 1) for p in workers or [master]]
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+# --- measuring ---------------------------------------------------------------------------------
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def timed(fn: Callable[[], bool], repeat: int, warmup: int) -> tuple[list[float], int]:
+    """Milliseconds of REPEAT calls of FN one after another (after WARMUP untimed ones), and how many failed."""
     for _ in range(warmup):
         fn()
     samples, errors = [], 0
@@ -107,399 +169,416 @@ def timed(fn, repeat: int = REPEAT, warmup: int = 2) -> tuple[list[float], int]:
     return samples, errors
 
 
-class Server:
-    """The production server, as `make run` would start it, against the bench database."""
+def latency(name: str, samples: list[float], errors: int, target: str | None = None, note: str = "") -> Result:
+    if not samples:
+        return Result(name, target, errors=errors or 1, note=note or "no samples")
+    return Result(name, target, round(statistics.median(samples), 1), round(percentile(samples, 0.95), 1),
+                  round(max(samples), 1), errors=errors, note=note)
 
-    def __init__(self, scale: int, workers: int) -> None:
-        self.port = free_port()
-        self.env = {
-            **os.environ,
-            "DATABASE_URL": database_url(scale),
-            "STATSITE_API_KEYS": BENCH_SERVICE_KEY,
-            "ALLOWED_HOSTS": "localhost,127.0.0.1",
-            "LOG_SEARCH_THROTTLE_RATE": "1000000/min",
-            "LOG_TOKEN_THROTTLE_RATE": "1000000/min",
-            "LOG_LEVEL": "WARNING",
+
+@dataclass
+class Run:
+    """Everything the measurements share."""
+
+    server: Server
+    report: Report
+    pop: Population
+    callers: dict[str, dict[str, str]]
+    db: Connection  # to the bench database: autocommit, UTC
+    args: argparse.Namespace
+    run_id: str
+
+    def client(self) -> Client:
+        return Client(self.server.port)
+
+
+def measure_read(run: Run, client: Client, case: Case) -> None:
+    method, body = ("POST", json.dumps(case.body).encode()) if case.body is not None else ("GET", None)
+    headers = run.callers[case.caller]
+    samples, errors = timed(lambda: client.request(method, case.path, headers, body)[0] == 200,
+                            run.args.repeat, warmup=2)
+    result = latency(case.name, samples, errors, case.target, case.note)
+    if case.total:
+        check_total(run, client, case, result)
+    if case.baseline:
+        measure_baseline(run, case, result)
+    run.report.add(result)
+
+
+def check_total(run: Run, client: Client, case: Case, result: Result) -> None:
+    """The list's total must be the exact count of its rows."""
+    status, payload = client.request("GET", case.path, run.callers[case.caller])
+    expected = run.db.execute(case.total, case.params).fetchone()[0]
+    got = json.loads(payload).get("data", {}).get("total") if status == 200 else None
+    checked = f"total {expected:,}" if got == expected else f"total {got} but {expected:,} rows"
+    result.note = ", ".join(filter(None, (result.note, checked)))
+    result.errors += int(got != expected)
+
+
+def measure_baseline(run: Run, case: Case, result: Result) -> None:
+    import psycopg
+
+    def scan() -> bool:
+        for sql in case.baseline:
+            run.db.execute(sql, case.params).fetchall()
+        return True
+
+    try:
+        samples, _ = timed(scan, run.args.baseline_repeat, warmup=1)
+    except psycopg.Error as exc:
+        result.errors += 1
+        result.note = f"baseline failed: {exc}".splitlines()[0]
+        return
+    result.baseline_p50_ms = round(statistics.median(samples), 1)
+    if result.p50_ms:
+        result.ratio = round(result.baseline_p50_ms / result.p50_ms, 1)
+
+
+def run_reads(run: Run, subjects: Subjects) -> None:
+    client = run.client()
+    for case in read_cases(subjects):
+        measure_read(run, client, case)
+
+
+# --- ingest ------------------------------------------------------------------------------------
+
+
+class Feed:
+    """LLM call records as a gateway sends them: drawn from the data set's population
+    (the same accounts, their favourite models and own keys, channels), created now."""
+
+    def __init__(self, pop: Population, prefix: str) -> None:
+        self.pop = pop
+        self.prefix = prefix
+        self.rng = random.Random(prefix)
+        self.serial = itertools.count()
+
+    def batch(self, size: int) -> list[dict]:
+        now = datetime.now(UTC).isoformat()
+        return [self.record(now) for _ in range(size)]
+
+    def record(self, created_at: str) -> dict:
+        pop = self.pop
+        call = pop.llm_call(self.rng)
+        account = pop.accounts[call.account]
+        key = pop.keys[call.key]
+        record = {
+            "request_id": f"{self.prefix}-{next(self.serial)}", "created_at": created_at,
+            "username": account.username, "token_key": key.raw, "token_name": key.name,
+            "model_name": pop.models[call.model], "channel_id": call.channel + 1, "group": account.group,
+            "ip": account.ip, "prompt_tokens": call.prompt, "completion_tokens": call.completion,
+            "latency_ms": call.latency_ms, "is_stream": call.stream, "module": call.module,
+            "request_type": call.request_type,
         }
-        self.log = open(ROOT / "var" / "bench" / "server.log", "w")
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "statsite.asgi:application", "--host", HOST, "--port", str(self.port),
-             "--workers", str(workers), "--lifespan", "off", "--no-access-log"],
-            cwd=ROOT, env=self.env, stdout=self.log, stderr=subprocess.STDOUT,
-        )
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                status, _ = Client(self.port).request("GET", "/api/schema/")
-                if status == 200:
-                    return
-            except OSError:
-                time.sleep(0.3)
-        raise RuntimeError("the server did not start; see var/bench/server.log")
-
-    def manage(self, *args: str) -> str:
-        out = subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=self.env, capture_output=True,
-                             text=True, check=True)
-        return out.stdout
-
-    def rss_mb(self) -> list[float]:
-        import psutil
-
-        parent = psutil.Process(self.proc.pid)
-        workers = parent.children(recursive=True) or [parent]
-        return [round(p.memory_info().rss / 2**20, 1) for p in workers]
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-        self.log.close()
+        if call.chat is not None:
+            record["chat_id"] = pop.chats[call.chat].chat_id
+        if not call.ok:
+            record |= {"success": False, "error": "upstream error: rate limit exceeded"}
+        return record
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind((HOST, 0))
-        return sock.getsockname()[1]
+def found(run: Run, request_ids: list[str]) -> int:
+    return run.db.execute("SELECT count(*) FROM logs_log WHERE request_id = ANY(%s)", [request_ids]).fetchone()[0]
 
 
-# --- what is measured ----------------------------------------------------------------------
+class Tally:
+    """Ingest requests of several clients: their milliseconds, what was acknowledged, what failed."""
 
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.lock = threading.Lock()
+        self.samples: list[float] = []
+        self.acknowledged: list[str] = []
+        self.failures = 0
 
-def unix(moment: datetime) -> int:
-    return int(moment.timestamp())
-
-
-def stats_cases(now: datetime, admin: dict, user: dict, service: dict, username: str, user_id: int):
-    """(name, method, path, headers, body, baseline SQL and params or None)."""
-    cases = []
-    llm = "(type = 2 OR (type = 4 AND model_name <> ''))"
-    for days in (1, 7, 30):
-        start = now - timedelta(days=days)
-        window = [start, now]
-        cases += [
-            (f"GET /api/data/ {days}d", "GET",
-             f"/api/data/?start_timestamp={unix(start)}&end_timestamp={unix(now)}", admin, None,
-             (f"SELECT model_name, date_trunc('hour', created_at), count(*), sum(quota) FILTER (WHERE type = 2), "
-              f"sum(prompt_tokens + completion_tokens) FROM logs_log WHERE created_at >= %s AND created_at < %s "
-              f"AND {llm} GROUP BY 1, 2", window)),
-            (f"GET /llm/stats {days}d by model", "GET",
-             f"/llm/stats?period_type=custom&start_time_str={start.isoformat()}&end_time_str={now.isoformat()}"
-             .replace("+", "%2B"), service, None,
-             (f"SELECT model_name, count(*), sum(cost), sum(prompt_tokens), sum(completion_tokens) FROM logs_log "
-              f"WHERE created_at >= %s AND created_at < %s AND {llm} GROUP BY 1", window)),
-            (f"POST /agent/stats {days}d", "POST", "/agent/stats", user,
-             {"start_date": start.date().isoformat(), "end_date": now.date().isoformat()},
-             ("SELECT tool_id, tool_name, date_trunc('day', created_at), count(*), count(*) FILTER (WHERE success), "
-              "sum(cost) FROM usage_toolcall WHERE user_id = %s AND created_at >= %s AND created_at < %s "
-              "GROUP BY 1, 2, 3", [user_id, start, now])),
-            (f"GET /messages/recent {days}d", "GET", f"/messages/recent?days={days}", service, None,
-             ("SELECT sent_by_bot, count(*) FROM messaging_message WHERE created_at >= %s AND created_at < %s "
-              "GROUP BY 1", window)),
-        ]
-    for period, days in (("day", 1), ("week", 7), ("month", 30)):
-        window = [now - timedelta(days=days), now]
-        cases += [
-            (f"GET /api/stats/models {period}", "GET", f"/api/stats/models?period={period}", service, None,
-             (f"SELECT model_name, count(*), sum(prompt_tokens + completion_tokens), avg(latency_ms), "
-              f"count(*) FILTER (WHERE NOT success), percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms) "
-              f"FROM logs_log WHERE created_at >= %s AND created_at < %s AND {llm} GROUP BY 1", window)),
-            (f"GET /api/stats/channels {period}", "GET", f"/api/stats/channels?period={period}", service, None,
-             (f"SELECT channel_id, count(*), count(*) FILTER (WHERE NOT success), avg(latency_ms), max(created_at) "
-              f"FROM logs_log WHERE created_at >= %s AND created_at < %s AND {llm} GROUP BY 1", window)),
-            (f"GET /api/stats/tools {period}", "GET", f"/api/stats/tools?period={period}", service, None,
-             ("SELECT tool_name, count(*), avg(duration_ms), avg(success::int) FROM usage_toolcall "
-              "WHERE created_at >= %s AND created_at < %s GROUP BY 1", window)),
-            (f"GET /api/stats {period}", "GET", f"/api/stats?period={period}", service, None,
-             ("SELECT count(*), count(*) FILTER (WHERE sent_by_bot), count(DISTINCT sender_id) "
-              "FROM messaging_message WHERE created_at >= %s AND created_at < %s", window)),
-        ]
-    month = [now - timedelta(days=30), now]
-    cases += [
-        ("GET /llm/stats 30d by user", "GET", "/llm/stats?period_type=last_30_days&group_by=user", service, None,
-         (f"SELECT user_id, count(*), sum(cost), sum(prompt_tokens), sum(completion_tokens) FROM logs_log "
-          f"WHERE created_at >= %s AND created_at < %s AND {llm} GROUP BY 1", month)),
-        ("GET /api/data/ 30d one user", "GET",
-         f"/api/data/?start_timestamp={unix(month[0])}&end_timestamp={unix(now)}&username={username}", admin, None,
-         (f"SELECT model_name, date_trunc('hour', created_at), count(*), sum(quota) FILTER (WHERE type = 2), "
-          f"sum(prompt_tokens + completion_tokens) FROM logs_log WHERE user_id = %s AND created_at >= %s "
-          f"AND created_at < %s AND {llm} GROUP BY 1, 2", [user_id, *month])),
-        ("GET /api/data/self 30d", "GET",
-         f"/api/data/self?start_timestamp={unix(month[0])}&end_timestamp={unix(now)}", user, None,
-         (f"SELECT model_name, date_trunc('hour', created_at), count(*), sum(quota) FILTER (WHERE type = 2), "
-          f"sum(prompt_tokens + completion_tokens) FROM logs_log WHERE user_id = %s AND created_at >= %s "
-          f"AND created_at < %s AND {llm} GROUP BY 1, 2", [user_id, *month])),
-        ("GET /api/stats/users", "GET", "/api/stats/users?limit=20&sort=messages", service, None,
-         ("SELECT sender_id, count(*), max(created_at) FROM messaging_message WHERE NOT sent_by_bot "
-          "GROUP BY 1 ORDER BY 2 DESC LIMIT 20", [])),
-        ("GET /api/stats/groups", "GET", "/api/stats/groups?limit=20&sort=messages", service, None,
-         ("SELECT chat_id, count(*), count(DISTINCT sender_id), max(created_at) FROM messaging_message "
-          "GROUP BY 1 ORDER BY 2 DESC LIMIT 20", [])),
-        ("GET /messages/stats_by_chat 7d", "GET",
-         "/messages/stats_by_chat?days=7&source=user&group_by_user=true&format=true", service, None,
-         ("SELECT chat_id, sender_id, count(*) FROM messaging_message WHERE NOT sent_by_bot AND created_at >= %s "
-          "AND created_at < %s GROUP BY 1, 2", [now - timedelta(days=7), now])),
-        ("GET /api/log/stat 30d", "GET",
-         f"/api/log/stat?type=2&start_timestamp={unix(month[0])}&end_timestamp={unix(now)}", admin, None,
-         ("SELECT sum(quota) FROM logs_log WHERE type = 2 AND created_at >= %s AND created_at <= %s", month)),
-    ]
-    return cases
-
-
-def list_cases(admin: dict, public_key: str, username: str, model: str):
-    return [
-        ("GET /api/log/ page 1", f"/api/log/?p=1&page_size=20", admin),
-        ("GET /api/log/ type=2", "/api/log/?p=1&type=2", admin),
-        ("GET /api/log/ username", f"/api/log/?p=1&username={username}", admin),
-        ("GET /api/log/ token_name", "/api/log/?p=1&token_name=key-7", admin),
-        ("GET /api/log/ model_name", f"/api/log/?p=1&model_name={model}", admin),
-        ("GET /api/log/ channel", "/api/log/?p=1&channel=3", admin),
-        ("GET /api/log/ group", "/api/log/?p=1&group=vip", admin),
-        ("GET /api/log/ deep page 5000", "/api/log/?p=5000&page_size=20", admin),
-        ("GET /api/log/token", f"/api/log/token?key={urllib.parse.quote(public_key)}", {}),
-        ("GET /api/log/search keyword", "/api/log/search?keyword=rate%20limit", admin),
-    ]
-
-
-def run_reads(server: Server, report: Report, tokens: dict) -> None:
-    import psycopg
-
-    client = Client(server.port)
-    now = datetime.now(UTC)
-    baseline_conn = psycopg.connect(database_url(report.scale))
-    for name, method, path, headers, body, baseline in stats_cases(now, tokens["admin"], tokens["user"],
-                                                                   tokens["service"], tokens["username"],
-                                                                   tokens["user_id"]):
-        samples, errors = timed(lambda: client.request(method, path, headers, body)[0] == 200)
-        result = Result(name, round(statistics.median(samples), 1), round(percentile(samples, 0.95), 1),
-                        round(max(samples), 1), errors=errors)
-        if baseline:
-            sql, params = baseline
-            base, _ = timed(lambda: bool(baseline_conn.execute(sql, params).fetchall()) or True, repeat=5, warmup=1)
-            result.baseline_p50_ms = round(statistics.median(base), 1)
-            result.ratio = round(result.baseline_p50_ms / max(result.p50_ms, 0.01), 1)
-        report.results.append(result)
-        print(format_row(result), flush=True)
-    for name, path, headers in list_cases(tokens["admin"], tokens["relay_key"], tokens["username"], "model-00"):
-        samples, errors = timed(lambda: client.request("GET", path, headers)[0] == 200)
-        result = Result(name, round(statistics.median(samples), 1), round(percentile(samples, 0.95), 1),
-                        round(max(samples), 1), errors=errors)
-        report.results.append(result)
-        print(format_row(result), flush=True)
-    baseline_conn.close()
-
-
-def llm_batch(prefix: str, size: int, now: datetime) -> list[dict]:
-    return [
-        {"request_id": f"{prefix}-{i}", "username": f"user{i % 1000:04d}", "model_name": f"model-{i % 50:02d}",
-         "token_key": f"sk-ingest-{i % 500}", "token_name": "ingest", "channel_id": 1 + i % 20,
-         "prompt_tokens": 100 + i % 900, "completion_tokens": 10 + i % 300, "latency_ms": 500 + i % 4000,
-         "created_at": now.isoformat(), "group": "default", "request_type": "chat.reply"}
-        for i in range(size)
-    ]
-
-
-def run_ingest(server: Server, report: Report, *, clients: int = 4, batches: int = 10) -> list[str]:
-    """Batches of 1000 from concurrent clients, then single-record posts; returns the acknowledged ids."""
-    headers = {"X-API-Key": BENCH_SERVICE_KEY}
-    acknowledged: list[str] = []
-    lock = threading.Lock()
-    stamp = int(time.time())
-
-    def send(c: int) -> tuple[int, int]:
-        client = Client(server.port)
-        ok = bad = 0
-        for b in range(batches):
-            batch = llm_batch(f"bench-{stamp}-{c}-{b}", 1000, datetime.now(UTC))
-            status, _ = client.request("POST", "/api/ingest/llm-calls", headers, batch)
+    def post(self, client: Client, records: list[dict], body: bytes | None = None) -> None:
+        began = time.perf_counter()
+        status, _ = client.request("POST", INGEST_PATH, self.run.callers["service"],
+                                   body or json.dumps(records).encode())
+        with self.lock:
+            self.samples.append((time.perf_counter() - began) * 1000)
             if status == 201:
-                ok += 1000
-                with lock:
-                    acknowledged.extend(r["request_id"] for r in batch)
+                self.acknowledged.extend(r["request_id"] for r in records)
             else:
-                bad += 1
-        return ok, bad
+                self.failures += 1
+
+    def outcome(self) -> tuple[int, str]:
+        """Errors (refused requests and acknowledged records not stored) and a note saying so."""
+        stored = found(self.run, self.acknowledged)
+        note = f"acknowledged {len(self.acknowledged):,}, found {stored:,}, refused requests {self.failures}"
+        return self.failures + len(self.acknowledged) - stored, note
+
+
+def ingest_batches(run: Run) -> None:
+    """--clients clients each send --ingest-batches batches of 1000, bodies made beforehand
+    so that the clients' own work does not count."""
+    args = run.args
+    work = [
+        [(batch, json.dumps(batch).encode()) for batch in
+         (feed.batch(BATCH_SIZE) for _ in range(args.ingest_batches))]
+        for feed in (Feed(run.pop, f"{run.run_id}-batch-{c}") for c in range(args.clients))
+    ]
+    tally = Tally(run)
+
+    def send(batches: list[tuple[list[dict], bytes]]) -> None:
+        client = run.client()
+        for records, body in batches:
+            tally.post(client, records, body)
 
     began = time.perf_counter()
-    with ThreadPoolExecutor(clients) as pool:
-        outcomes = list(pool.map(send, range(clients)))
+    with ThreadPoolExecutor(args.clients) as pool:
+        list(pool.map(send, work))
     elapsed = time.perf_counter() - began
-    rows = sum(o for o, _ in outcomes)
-    result = Result("ingest 1000-record batches", rows_per_s=round(rows / elapsed), errors=sum(b for _, b in outcomes),
-                    note=f"{clients} clients x {batches} batches, rollups included")
-    report.results.append(result)
-    print(format_row(result), flush=True)
+    errors, outcome = tally.outcome()
+    result = latency("ingest 1000-record batches", tally.samples, errors, "ingest batches",
+                     f"{args.clients} clients x {args.ingest_batches} batches in {elapsed:.1f}s; {outcome}")
+    result.rows_per_s = round(len(tally.acknowledged) / elapsed)
+    run.report.add(result)
 
-    client = Client(server.port)
-    singles = iter(range(10**9))
-    samples, errors = timed(
-        lambda: client.request("POST", "/api/ingest/llm-calls", headers,
-                               llm_batch(f"single-{stamp}-{next(singles)}", 1, datetime.now(UTC))[0])[0] == 201,
-        repeat=200, warmup=5,
+
+def ingest_singles(run: Run) -> None:
+    feed = Feed(run.pop, f"{run.run_id}-single")
+    client = run.client()
+
+    def post() -> bool:
+        body = json.dumps(feed.batch(1)[0]).encode()
+        return client.request("POST", INGEST_PATH, run.callers["service"], body)[0] == 201
+
+    samples, errors = timed(post, run.args.singles, warmup=5)
+    run.report.add(latency("ingest single record", samples, errors, "ingest single"))
+
+
+# --- purge under ingest ------------------------------------------------------------------------
+
+
+def insert_old_rows(run: Run, rows: int, start: datetime, hours: int) -> None:
+    """ROWS realistic log rows over HOURS hours from START, long before the data set begins."""
+    renderer = Renderer(run.pop, dimension_ids(run.pop))
+    per_hour = rows / hours / (1 + world.OTHER_LOG_SHARE)
+    columns = ", ".join(f'"{c}"' for c in FACT_COLUMNS["logs_log"])
+    with run.db.cursor() as cursor, cursor.copy(f"COPY logs_log ({columns}) FROM STDIN") as copy:
+        for h in range(hours):
+            lines: list[str] = []
+            # Hours numbered below zero: their request ids differ from the data set's.
+            renderer.logs(-1 - h, (start + timedelta(hours=h)).strftime("%Y-%m-%d %H:"), per_hour, lines, Counter())
+            copy.write("".join(lines).encode())
+
+
+class IngestDuringPurge:
+    """--clients clients ingesting 100-record batches until the block ends."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.tally = Tally(run)
+        self.stop = threading.Event()
+        self.threads = [threading.Thread(target=self.ingest, args=(c,)) for c in range(run.args.clients)]
+
+    def __enter__(self) -> Tally:
+        for thread in self.threads:
+            thread.start()
+        return self.tally
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop.set()
+        for thread in self.threads:
+            thread.join()
+
+    def ingest(self, c: int) -> None:
+        feed = Feed(self.run.pop, f"{self.run.run_id}-purge-{c}")
+        client = self.run.client()
+        while not self.stop.is_set():
+            self.tally.post(client, feed.batch(PURGE_BATCH_SIZE))
+
+
+def purge_under_ingest(run: Run) -> None:
+    """Old rows in, then DELETE /api/log/ of everything before them while clients ingest."""
+    start = (datetime.now(UTC) - timedelta(days=OLD_DATA_DAYS)).replace(minute=0, second=0, microsecond=0)
+    hours = 48
+    cutoff = start + timedelta(hours=hours)
+    run.db.execute("DELETE FROM logs_log WHERE created_at < %s", [cutoff])  # what an interrupted run left
+    insert_old_rows(run, run.args.purge_rows, start, hours)
+    waiting = run.db.execute("SELECT count(*) FROM logs_log WHERE created_at < %s", [cutoff]).fetchone()[0]
+    with IngestDuringPurge(run) as ingest:
+        time.sleep(1)  # ingest under way before the purge starts
+        began = time.perf_counter()
+        status, payload = run.client().request("DELETE", f"/api/log/?target_timestamp={unix(cutoff)}",
+                                               run.callers["admin"])
+        elapsed = time.perf_counter() - began
+    deleted = json.loads(payload).get("data", 0) if status == 200 else 0
+    errors, outcome = ingest.outcome()
+    result = Result(
+        "purge under ingest", "purge", max_ms=round(max(ingest.samples, default=0), 1),
+        rows_per_s=round(deleted / elapsed), errors=errors + int(deleted != waiting),
+        note=f"deleted {deleted:,} of {waiting:,} in {elapsed:.1f}s; max = slowest of {len(ingest.samples):,} "
+             f"ingest requests meanwhile; {outcome}",
     )
-    result = Result("ingest single record", round(statistics.median(samples), 1), round(percentile(samples, 0.95), 1),
-                    round(max(samples), 1), errors=errors)
-    report.results.append(result)
-    print(format_row(result), flush=True)
-    return acknowledged
+    run.report.add(result)
 
 
-def run_purge_under_ingest(server: Server, report: Report, tokens: dict, rows: int) -> None:
-    """Copy ROWS old rows in (older than the data set), then purge them through the API while
-    four clients keep ingesting; report purge speed, the slowest ingest request and losses."""
-    import psycopg
+# --- SSE ---------------------------------------------------------------------------------------
 
-    old = datetime.now(UTC) - timedelta(days=400)
-    with psycopg.connect(database_url(report.scale)) as conn, conn.cursor() as cursor:
-        with cursor.copy('COPY logs_log (username, created_at, type, content, token_name, model_name, quota, '
-                         'prompt_tokens, completion_tokens, use_time, is_stream, "group", other, module, '
-                         'request_type, cost, success, level, chat_id) FROM STDIN') as copy:
-            for i in range(rows):
-                copy.write_row(("", old + timedelta(seconds=i % 86400), 5, "old", "", "", 0, 0, 0, 0, False, "",
-                                "{}", "", "", 0, True, "info", ""))
-    headers = {"X-API-Key": BENCH_SERVICE_KEY}
-    admin = tokens["admin"]
-    stop = threading.Event()
-    slowest = [0.0]
-    sent: list[str] = []
-    failures = [0]
-    stamp = int(time.time())
 
-    def ingest() -> None:
-        client = Client(server.port)
-        n = 0
-        while not stop.is_set():
-            batch = llm_batch(f"during-purge-{stamp}-{threading.get_ident()}-{n}", 100, datetime.now(UTC))
-            began = time.perf_counter()
-            status, _ = client.request("POST", "/api/ingest/llm-calls", headers, batch)
-            slowest[0] = max(slowest[0], time.perf_counter() - began)
-            if status == 201:
-                sent.extend(r["request_id"] for r in batch)
-            else:
-                failures[0] += 1
-            n += 1
+def first_event_ms(sock: socket.socket, began: float) -> float | None:
+    """Milliseconds from BEGAN until the stream's first event, None when it refused or ended."""
+    data = b""
+    try:
+        while b"event:" not in data:
+            chunk = sock.recv(4096)
+            if not chunk:
+                return None
+            data += chunk
+    except OSError:
+        return None
+    return (time.perf_counter() - began) * 1000 if data.startswith(b"HTTP/1.1 200") else None
 
-    threads = [threading.Thread(target=ingest) for _ in range(4)]
-    for t in threads:
-        t.start()
-    client = Client(server.port)
+
+def sse_fan_out(run: Run) -> None:
+    """--streams event streams opened at once; the time until each has its first event."""
+    streams = run.args.streams
     began = time.perf_counter()
-    status, body = client.request("DELETE", f"/api/log/?target_timestamp={unix(old + timedelta(days=2))}", admin)
-    elapsed = time.perf_counter() - began
-    stop.set()
-    for t in threads:
-        t.join()
-    deleted = json.loads(body).get("data", 0) if status == 200 else 0
-    with psycopg.connect(database_url(report.scale)) as conn:
-        found = conn.execute("SELECT count(*) FROM logs_log WHERE request_id = ANY(%s)", [sent]).fetchone()[0]
-    result = Result("purge 1M rows under ingest", rows_per_s=round(deleted / elapsed), max_ms=round(slowest[0] * 1000),
-                    errors=failures[0] + (len(sent) - found),
-                    note=f"deleted {deleted:,} in {elapsed:.1f}s; ingest acknowledged {len(sent):,}, found {found:,}")
-    report.results.append(result)
-    print(format_row(result), flush=True)
-
-
-def run_sse(server: Server, report: Report, streams: int = 200) -> None:
-    """Open STREAMS event streams at once; time until every one has its first event."""
-    token = BENCH_SERVICE_KEY
     socks = []
-    began = time.perf_counter()
-    first_event = []
     for _ in range(streams):
-        sock = socket.create_connection((HOST, server.port), timeout=30)
-        sock.sendall(f"GET /api/system/events?token={token} HTTP/1.1\r\nHost: localhost\r\n"
+        sock = socket.create_connection((HOST, run.server.port), timeout=60)
+        sock.sendall(f"GET /api/system/events?token={SERVICE_KEY} HTTP/1.1\r\nHost: localhost\r\n"
                      "Accept: text/event-stream\r\n\r\n".encode())
         socks.append(sock)
-    errors = 0
-    for sock in socks:
-        data = b""
-        try:
-            while b"event:" not in data:
-                chunk = sock.recv(4096)
-                if not chunk:
-                    break
-                data += chunk
-        except OSError:
-            pass
-        if b"event:" in data and b" 200 " in data.split(b"\r\n", 1)[0] + b" ":
-            first_event.append((time.perf_counter() - began) * 1000)
-        else:
-            errors += 1
-    rss = server.rss_mb()
+    firsts = [first_event_ms(sock, began) for sock in socks]
+    rss = run.server.rss_mb()
     for sock in socks:
         sock.close()
-    result = Result(f"SSE fan-out {streams} streams", p50_ms=round(statistics.median(first_event), 1) if first_event else None,
-                    max_ms=round(max(first_event), 1) if first_event else None, errors=errors,
-                    note=f"time to first event; server RSS with streams open {rss} MB")
-    report.results.append(result)
-    print(format_row(result), flush=True)
+    arrived = [ms for ms in firsts if ms is not None]
+    result = latency(f"SSE fan-out {streams} streams", arrived, streams - len(arrived),
+                     note=f"time to first event; server RSS per worker with the streams open: {rss} MB")
+    result.rss_mb = max(rss)
+    run.report.add(result)
 
 
-def format_row(r: Result) -> str:
-    def cell(v):
-        return "" if v is None else f"{v:,}" if isinstance(v, (int, float)) else str(v)
-
-    return (f"{r.name:<38} {cell(r.p50_ms):>9} {cell(r.p95_ms):>9} {cell(r.max_ms):>9} "
-            f"{cell(r.baseline_p50_ms):>11} {cell(r.ratio):>7} {cell(r.rows_per_s):>10} {r.errors:>4} {r.note}")
+# --- the run -----------------------------------------------------------------------------------
 
 
-def markdown(report: Report) -> str:
-    lines = [f"### Scale {report.scale:,} LLM calls — {report.machine}, {report.started_at}", "",
-             "| measurement | p50 ms | p95 ms | max ms | raw-scan p50 ms | ratio | rows/s | errors | note |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---|"]
-    for r in report.results:
-        cells = [r.name, r.p50_ms, r.p95_ms, r.max_ms, r.baseline_p50_ms, r.ratio, r.rows_per_s, r.errors, r.note]
-        lines.append("| " + " | ".join("" if c is None else f"{c:,}" if isinstance(c, (int, float)) else str(c)
-                                       for c in cells) + " |")
-    lines += ["", f"Server RSS per worker at the end: {report.server_rss_mb} MB", ""]
-    return "\n".join(lines)
+def issue_token(username: str, *, admin: bool = False) -> str:
+    from django.core.management import call_command
+
+    out = io.StringIO()
+    call_command("issue_token", username, *(["--admin"] if admin else []), "--name", "bench", stdout=out)
+    return out.getvalue().strip().splitlines()[-1]
+
+
+STAFF_USERNAME = "bench-staff"
+
+
+def staff_session(port: int) -> dict[str, str]:
+    """Headers of a signed-in staff member of the admin: an account with a throwaway
+    password, signed in through the admin's own login form."""
+    import re
+    import secrets
+
+    from django.contrib.auth import get_user_model
+
+    password = secrets.token_urlsafe(24)
+    staff, _ = get_user_model().objects.get_or_create(username=STAFF_USERNAME, defaults={"is_staff": True})
+    staff.is_staff = True
+    staff.set_password(password)
+    staff.save()
+    conn = http.client.HTTPConnection(HOST, port, timeout=HTTP_TIMEOUT)
+    conn.request("GET", "/admin/login/", headers={"Host": "localhost"})
+    page = conn.getresponse()
+    cookies = dict(c.split(";", 1)[0].split("=", 1) for c in page.headers.get_all("Set-Cookie") or [])
+    token = re.search(rb'name="csrfmiddlewaretoken" value="([^"]+)"', page.read()).group(1).decode()
+    form = f"csrfmiddlewaretoken={token}&username={STAFF_USERNAME}&password={password}&next=/admin/"
+    conn.request("POST", "/admin/login/", body=form, headers={
+        "Host": "localhost", "Content-Type": "application/x-www-form-urlencoded",
+        "Cookie": f"csrftoken={cookies['csrftoken']}", "Referer": "http://localhost/admin/login/",
+    })
+    answer = conn.getresponse()
+    answer.read()
+    cookies |= dict(c.split(";", 1)[0].split("=", 1) for c in answer.headers.get_all("Set-Cookie") or [])
+    if answer.status != 302 or "sessionid" not in cookies:
+        raise RuntimeError(f"the staff sign-in failed ({answer.status})")
+    return {"Cookie": "; ".join(f"{k}={v}" for k, v in cookies.items())}
+
+
+def subjects(pop: Population, db: Connection, now: datetime) -> Subjects:
+    """The busiest account, model, tool and group chat, and the most shared key name."""
+    account = pop.accounts[0]
+    chat = pop.chats[pop.busiest_group()]
+    logs = db.execute("SELECT reltuples::bigint FROM pg_class WHERE relname = 'logs_log'").fetchone()[0]
+    return Subjects(
+        now=now, username=account.username,
+        user_id=db.execute("SELECT id FROM auth_user WHERE username = %s", [account.username]).fetchone()[0],
+        model=pop.models[0], token_name=world.KEY_NAMES[0], channel=pop.home_channel[0] + 1, group="vip",
+        chat_id=chat.chat_id,
+        chat_pk=db.execute("SELECT id FROM messaging_chat WHERE chat_id = %s", [chat.chat_id]).fetchone()[0],
+        tool_id=world.TOOLS[0].tool_id, tool_name=world.TOOLS[0].name, relay_key=pop.keys[account.keys[0]].raw,
+        deep_page=max(1, min(5000, logs // 40)),
+    )
+
+
+def machine(db: Connection) -> str:
+    import psutil
+
+    version = db.execute("SHOW server_version").fetchone()[0].split()[0]
+    return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, PostgreSQL {version}"
+
+
+def measure(dataset: DataSet, args: argparse.Namespace, out_dir: Path) -> Report:
+    import psycopg
+
+    with psycopg.connect(dataset.url, autocommit=True) as db:
+        db.execute("SET TIME ZONE 'UTC'")  # the server's default STATS_TIME_ZONE: days are UTC days
+        pop = Population(dataset.seed)
+        report = Report(dataset.scale, machine(db), datetime.now(UTC).isoformat(timespec="seconds"),
+                        settings={k: v for k, v in vars(args).items() if k != "out"},
+                        generation=generation_report(dataset))
+        callers = {
+            "admin": {"Authorization": f"Bearer {issue_token('bench-admin', admin=True)}"},
+            "user": {"Authorization": f"Bearer {issue_token(pop.accounts[0].username)}"},
+            "service": {"X-API-Key": SERVICE_KEY},
+            "public": {},
+        }
+        server = Server(dataset, args.workers, out_dir / f"server-{dataset.scale}.log")
+        try:
+            callers["staff"] = staff_session(server.port)
+            run_all(Run(server, report, pop, callers, db, args, f"bench-{int(time.time())}"))
+        finally:
+            server.stop()
+    return report
+
+
+def run_all(run: Run) -> None:
+    print(text_header(), flush=True)
+    run_reads(run, subjects(run.pop, run.db, datetime.now(UTC)))
+    ingest_batches(run)
+    ingest_singles(run)
+    if run.args.purge_rows:
+        purge_under_ingest(run)
+    if run.args.streams:
+        sse_fan_out(run)
+    rss = run.server.rss_mb()
+    run.report.server_rss_mb = rss
+    run.report.add(Result("server RSS per worker at the end", "memory", rss_mb=max(rss), note=f"{rss} MB"))
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="statsite benchmark")
-    parser.add_argument("--scale", type=int, default=int(os.environ.get("SCALE", 1_000_000)))
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--purge-rows", type=int, default=1_000_000)
-    parser.add_argument("--streams", type=int, default=200)
+    dataset_arguments(parser)
+    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="Server worker processes.")
+    parser.add_argument("--repeat", type=int, default=int(os.environ.get("BENCH_REPEAT", 30)),
+                        help="Timed requests per read measurement.")
+    parser.add_argument("--baseline-repeat", type=int, default=3, help="Timed raw scans per baseline.")
+    parser.add_argument("--clients", type=int, default=4, help="Concurrent ingest clients.")
+    parser.add_argument("--ingest-batches", type=int, default=15, help="1000-record batches per client.")
+    parser.add_argument("--singles", type=int, default=200, help="Single-record requests timed.")
+    parser.add_argument("--purge-rows", type=int, default=1_000_000, help="Old rows purged under ingest (0: skip).")
+    parser.add_argument("--streams", type=int, default=200, help="SSE streams opened at once (0: skip).")
+    parser.add_argument("--out", type=Path, default=ROOT / "var" / "bench", help="Where results are written.")
     args = parser.parse_args(argv)
-
-    out_dir = ROOT / "var" / "bench"
-    out_dir.mkdir(parents=True, exist_ok=True)
-    build(args.scale, 90)
-    import psutil
-
-    machine = f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, PostgreSQL"
-    report = Report(args.scale, machine, datetime.now(UTC).isoformat(timespec="seconds"))
-    server = Server(args.scale, args.workers)
-    try:
-        admin = server.manage("issue_token", "bench-admin", "--admin").strip().splitlines()[-1]
-        username = "user0000"
-        user = server.manage("issue_token", username).strip().splitlines()[-1]
-        import psycopg
-
-        with psycopg.connect(database_url(args.scale)) as conn:
-            user_id = conn.execute("SELECT id FROM auth_user WHERE username = %s", [username]).fetchone()[0]
-        relay_key = json.loads((out_dir / f"keys-{args.scale}.json").read_text())[0]
-        tokens = dict(
-            admin={"Authorization": f"Bearer {admin}"}, user={"Authorization": f"Bearer {user}"},
-            service={"X-API-Key": BENCH_SERVICE_KEY}, username=username, user_id=user_id, relay_key=relay_key,
-        )
-        print(f"{'measurement':<38} {'p50 ms':>9} {'p95 ms':>9} {'max ms':>9} {'raw p50 ms':>11} {'ratio':>7} "
-              f"{'rows/s':>10} {'err':>4}", flush=True)
-        run_reads(server, report, tokens)
-        run_ingest(server, report)
-        if args.purge_rows:
-            run_purge_under_ingest(server, report, tokens, args.purge_rows)
-        if args.streams:
-            run_sse(server, report, args.streams)
-        report.server_rss_mb = server.rss_mb()
-    finally:
-        server.stop()
-    (out_dir / f"results-{args.scale}.json").write_text(json.dumps(asdict(report), indent=2, default=str))
-    (out_dir / f"results-{args.scale}.md").write_text(markdown(report))
-    print(f"\nServer RSS per worker at the end: {report.server_rss_mb} MB")
-    print(f"Written: var/bench/results-{args.scale}.json and .md")
+    dataset = dataset_from(parser, args)
+    args.out.mkdir(parents=True, exist_ok=True)
+    build(dataset)
+    report = measure(dataset, args, args.out)
+    write(report, args.out)
+    print(f"\n{report.summary()}\nWritten: {args.out}/results-{dataset.scale}.json and .md", flush=True)
 
 
 if __name__ == "__main__":
