@@ -174,6 +174,10 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db["CONN_MAX_AGE"] = 0
     _db["CONN_HEALTH_CHECKS"] = True  # a pooled connection is checked before it is handed out
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
+    # No JIT compilation: this app's queries read a few thousand rollup rows, where
+    # compiling them (5-10 ms when the planner's estimate tips it over) costs more than
+    # it saves.
+    _db["OPTIONS"]["options"] = "-c jit=off"
     # At least the threads that query at once: a server process runs synchronous views
     # and the event stream's queries on two thread pools of min(32, cores + 4) each.
     DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1)

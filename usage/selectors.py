@@ -27,7 +27,7 @@ from typing import Any, Literal, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.db.models import BigIntegerField, Func, Q
+from django.db.models import BigIntegerField, Case, Func, Q, Value, When
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
@@ -80,22 +80,33 @@ def stats_zone() -> tzinfo:
 
 @dataclass(frozen=True)
 class Plan:
-    """A window cut into ranges answered by raw rows, hour buckets and day buckets,
-    less the raw rows of MINUS (the parts of edge hours outside the window, where
-    they are the smaller part: an hour's bucket less them is the rest of it)."""
+    """Ranges of time answered by raw rows, hour buckets and day buckets."""
 
     raw: tuple[Range, ...] = ()
     hours: tuple[Range, ...] = ()
     days: tuple[Range, ...] = ()
-    minus: tuple[Range, ...] = ()
 
     def __add__(self, other: Plan) -> Plan:
         return Plan(
             tuple(_merged([*self.raw, *other.raw])),
             tuple(_merged([*self.hours, *other.hours])),
             tuple(_merged([*self.days, *other.days])),
-            tuple(_merged([*self.minus, *other.minus])),
         )
+
+    def __bool__(self) -> bool:
+        return bool(self.raw or self.hours or self.days)
+
+
+@dataclass(frozen=True)
+class Planned:
+    """How usage() reads a window: the sums over POSITIVE less those over NEGATIVE (the
+    outside parts of edge hours and days read whole), from HOUR_GRAIN's hour rows,
+    DAY_GRAIN's day rows and the raw rows."""
+
+    positive: Plan
+    negative: Plan = Plan()
+    hour_grain: str | None = None
+    day_grain: str | None = None
 
 
 def local_midnights(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
@@ -134,25 +145,35 @@ def plan_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = ()
     return Plan(tuple(_merged(raw)), tuple(_merged(_without(hours, split_hours))), tuple(_merged(whole_days)))
 
 
-def by_complement(plan: Plan, cuts: Iterable[datetime] = (), *, after: datetime | None = None) -> Plan:
-    """PLAN with each partial edge hour whose outside part is the smaller read as its
-    bucket less that part: a window ending now reads the rows after now (none, or a
-    few stamped in the future) instead of those since the hour began. Hours holding a
-    CUT stay raw (their bucket straddles two days). AFTER: only outside parts from
-    that instant on (the future, where there is seldom anything to take away)."""
-    raw, hours, minus = [], list(plan.hours), list(plan.minus)
+def by_complement(plan: Plan, cuts: Iterable[datetime] = (), *, after: datetime | None = None) -> tuple[Plan, Plan]:
+    """(PLAN with each partial edge hour whose outside part is the smaller read as its
+    bucket, the outside parts to take away): a window ending now reads the rows after
+    now (none, or a few stamped in the future) instead of those since the hour began.
+    Hours holding a CUT stay raw (their bucket straddles two days). AFTER: only
+    outside parts from that instant on (the future, where there is seldom anything to
+    take away)."""
+    raw, hours, minus = [], list(plan.hours), []
     for lo, hi in plan.raw:
         hour = floor_hour(lo)
         outside = [(a, b) for a, b in ((hour, lo), (hi, hour + HOUR)) if a < b]
         whole = hi <= hour + HOUR and (lo, hi) != (hour, hour + HOUR)
-        shorter = sum((b - a for a, b in outside), timedelta()) < hi - lo
-        allowed = after is None or all(a >= after for a, _ in outside)
-        if whole and shorter and allowed and not any(hour < c < hour + HOUR for c in cuts):
+        if whole and _outside_smaller(outside, hi - lo, after) and not _cut_inside(hour, hour + HOUR, cuts):
             hours.append((hour, hour + HOUR))
             minus += outside
         else:
             raw.append((lo, hi))
-    return Plan(tuple(raw), tuple(_merged(hours)), plan.days, tuple(_merged(minus)))
+    return Plan(tuple(raw), tuple(_merged(hours)), plan.days), Plan(raw=tuple(_merged(minus)))
+
+
+def _outside_smaller(outside: list[Range], inside: timedelta, after: datetime | None) -> bool:
+    """Whether the OUTSIDE parts of a bucket are shorter than its INSIDE part, and (with
+    AFTER) all from that instant on."""
+    shorter = sum((b - a for a, b in outside), timedelta()) < inside
+    return shorter and (after is None or all(a >= after for a, _ in outside))
+
+
+def _cut_inside(lo: datetime, hi: datetime, cuts: Iterable[datetime]) -> bool:
+    return any(lo < c < hi for c in cuts)
 
 
 def _without(ranges: list[Range], holes: list[datetime]) -> list[Range]:
@@ -314,14 +335,14 @@ def _merged_rows(
     merged: dict[tuple, list[Any]] = {}
     if not _from_all_time(query, start, end, purged, merged):
         planned = _plan(query, start, end or FOREVER, purged)
+        adding, removing = _read(query, planned)
         outside: dict[tuple, list[Any]] = {}
-        if planned[0].minus:
-            _absorb(query, outside, _read(query, (Plan(raw=planned[0].minus), None, None)))
-            if outside and any(m.merge == "max" for m in query.measures):
-                # The newest fact of an edge hour may lie outside: read the edges raw.
-                outside = {}
-                planned = _plan(query, start, end or FOREVER, purged, complement=False)
-        _absorb(query, merged, _read(query, planned))
+        _absorb(query, outside, removing)
+        if outside and any(m.merge == "max" for m in query.measures):
+            # The newest fact of an edge may lie outside: read the edges as they are.
+            outside = {}
+            adding, _ = _read(query, _plan(query, start, end or FOREVER, purged, complement=False))
+        _absorb(query, merged, adding)
         _subtract(query, merged, outside)
     # Group keys are of one type per position (dates, or hours, or one column's values).
     if order is None:
@@ -340,13 +361,11 @@ def _chosen_measures(rollup, measures: Sequence[str] | None) -> tuple:
     return tuple(m for m in rollup.measures if m.name in wanted)
 
 
-def _plan(
-    query: _Query, start: datetime, end: datetime, purged: Purged, *, complement: bool = True
-) -> tuple[Plan, str | None, str | None]:
-    """(plan, hour grain, day grain) of [START, END) for QUERY; with COMPLEMENT, edge
-    hours may be read as their bucket less the outside part (`by_complement`): for a
-    query of a max measure, only where that part is in the future (else the newest
-    fact of the hour might lie outside the window)."""
+def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, complement: bool = True) -> Planned:
+    """How to read [START, END) for QUERY. With COMPLEMENT, an edge day or hour may be
+    read whole, less its outside part, where that part is the smaller (`by_complement`,
+    `_whole_edge_days`): for a query of a max measure, only where that part is in the
+    future (else the newest fact of the edge might lie outside the window)."""
     after = timezone.now() if any(m.merge == "max" for m in query.measures) else None
     rollup = query.rollup
     dimensions = [*query.group_by, *query.filters]
@@ -354,21 +373,50 @@ def _plan(
     day_grain = rollup.pick(dimensions, "day") if query.series != "hour" else None
     if hour_grain is None:
         # No rollup holds this combination of dimensions: the raw rows answer it all.
-        return Plan(raw=((start, end),)), None, None
+        return Planned(Plan(raw=((start, end),)))
     edge = horizon(query.kind, cached=True)
     cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+    early = Plan()
     if purged == "excluded" and edge is not None and start < edge:
         # Stored rows only: everything before the horizon is read raw (most of it is gone).
-        raw_until = min(edge, end)
-        plan = Plan(raw=((start, raw_until),))
-        if raw_until < end:
-            later = plan_window(raw_until, end, cuts=cuts, days=day_grain is not None)
-            plan = plan + (by_complement(later, cuts, after=after) if complement else later)
-        return plan, hour_grain, day_grain
-    plan = plan_window(start, end, cuts=cuts, days=day_grain is not None)
+        early, start = Plan(raw=((start, min(edge, end)),)), min(edge, end)
+        if start == end:
+            return Planned(early, Plan(), hour_grain, day_grain)
+    outer, minus = start, Plan()
+    if complement and day_grain is not None:
+        # An edge day read whole must hold no midnight of the series' zone, in or out of the window.
+        edge_days = [floor_day(start), *([floor_day(end)] if end < FOREVER else [])]
+        day_cuts = [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)] if query.series == "day" else []
+        outer, end, minus = _whole_edge_days(start, end, day_cuts, after, edge)
+    plan = plan_window(outer, end, cuts=cuts, days=day_grain is not None)
     if purged == "counted":
         plan = _with_history(plan, edge)
-    return (by_complement(plan, cuts, after=after) if complement else plan), hour_grain, day_grain
+    if complement:
+        plan, outside = by_complement(plan, cuts, after=after)
+        minus = minus + outside
+    return Planned(early + plan, minus, hour_grain, day_grain)
+
+
+def _whole_edge_days(
+    start: datetime, end: datetime, cuts: list[datetime], after: datetime | None, edge: datetime | None
+) -> tuple[datetime, datetime, Plan]:
+    """[start, end) widened to the UTC day of an edge whose outside part is the smaller
+    (a window ending now: the rest of today, from the future), and those outside parts
+    (hour rows and raw edges) to take away. A day holding a CUT, or an outside part
+    before the purge horizon (whose rows may be gone), is left as it is."""
+    minus = Plan()
+    first, last = floor_day(start), floor_day(end)
+    if first == last:
+        return start, end, minus  # one day: its hours suffice
+    if start != first and start < ceil_day(start) <= end and (edge is None or first >= edge):
+        outside = [(first, start)]
+        if _outside_smaller(outside, ceil_day(start) - start, after) and not _cut_inside(first, first + DAY, cuts):
+            start, minus = first, minus + plan_window(first, outside[0][1], days=False)
+    if end != last and end < FOREVER and (edge is None or end >= edge):
+        outside = [(end, last + DAY)]
+        if _outside_smaller(outside, end - last, after) and not _cut_inside(last, last + DAY, cuts):
+            end, minus = last + DAY, minus + plan_window(end, last + DAY, days=False)
+    return start, end, minus
 
 
 def _from_all_time(query: _Query, start: datetime, end: datetime | None, purged: Purged, merged: dict) -> bool:
@@ -387,10 +435,11 @@ def _from_all_time(query: _Query, start: datetime, end: datetime | None, purged:
         return False
     rest: dict[tuple, list[Any]] = {}
     if end is not None:
-        _absorb(query, rest, _read(query, (Plan(raw=((end, FOREVER),)), None, None)))
+        _absorb(query, rest, _read(query, Planned(Plan(raw=((end, FOREVER),))))[0])
     if rest and any(m.merge == "max" for m in query.measures):
         return False
-    rows = _rollup_rows(query, Q(grain=stored_grain(grain, "all"), **_key_filter(rollup, grain, query.filters)))
+    every = Q(grain=stored_grain(grain, "all"), **_key_filter(rollup, grain, query.filters))
+    rows = _rollup_rows(query, every, None)
     _absorb(query, merged, [rows])
     _subtract(query, merged, rest)
     return True
@@ -405,48 +454,91 @@ def _key_filter(rollup, grain: str, filters: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _rollup_rows(query: _Query, where: Q, *, ungrouped: bool = False) -> list[tuple]:
-    """The rollup rows WHERE says, summed per group; UNGROUPED: each row is a group of
-    its own already (one grain at one tier, whose columns the group keys and filters
-    fix), read as it is."""
+SIGN = "statsite_sign"  # the group key that tells a part to take away (-1) from one to add (1)
+
+
+def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool = False) -> list[tuple]:
+    """The rollup rows WHERE says, summed per group (and per sign, when NEGATIVE says
+    which rows are to be taken away: the sign comes first); UNGROUPED: each row is a
+    group of its own already (one grain at one tier, whose columns the group keys and
+    filters fix), read as it is."""
     rows = query.rollup.table.objects.filter(where, **query.filters)
     if query.series == "hour":
         rows = rows.annotate(**{HOUR_KEY: UnixSeconds("bucket")})
     elif query.series == "day":
         rows = rows.annotate(day=TruncDate("bucket", tzinfo=query.tz))
+    keys = _signed(query, negative)
     if ungrouped:
-        return list(rows.values_list(*query.keys, *(m.name for m in query.measures)).order_by())
-    return _grouped(rows, query.keys, {m.name: m.over_rollups() for m in query.measures})
+        return list(_with_sign(rows, negative).values_list(*keys, *(m.name for m in query.measures)).order_by())
+    return _grouped(_with_sign(rows, negative), keys, {m.name: m.over_rollups() for m in query.measures})
 
 
-def _read(query: _Query, planned: tuple[Plan, str | None, str | None]) -> list[list[tuple]]:
-    """The grouped rows of each part of a plan (tuples of the group keys, then the
-    measures): rollup buckets (hour and day rows in one query), then raw rows."""
-    plan, hour_grain, day_grain = planned
+def _with_sign(rows, negative: Q | None):
+    if negative is None:
+        return rows
+    return rows.annotate(**{SIGN: Case(When(negative, then=Value(-1)), default=Value(1))})
+
+
+def _signed(query: _Query, negative: Q | None) -> list[str]:
+    return [SIGN, *query.keys] if negative is not None else query.keys
+
+
+def _read(query: _Query, planned: Planned) -> tuple[list[list[tuple]], list[list[tuple]]]:
+    """(the rows to add, the rows to take away) of PLANNED, each a list of grouped rows
+    (tuples of the group keys, then the measures): rollup buckets (hour and day rows)
+    in one query, raw rows in another, whatever the sign."""
     rollup = query.rollup
-    parts: list[list[tuple]] = []
-    where = Q()
-    if plan.hours and hour_grain is not None:
-        where |= Q(grain=hour_grain, **_key_filter(rollup, hour_grain, query.filters)) & _ranges_q("bucket", plan.hours)
-    if plan.days and day_grain is not None:
-        where |= Q(
-            grain=stored_grain(day_grain, "day"), **_key_filter(rollup, day_grain, query.filters)
-        ) & _ranges_q("bucket", plan.days)
-    if where:
+    adding: list[list[tuple]] = []
+    removing: list[list[tuple]] = []
+    positive, negative = _buckets_q(query, planned, planned.positive), _buckets_q(query, planned, planned.negative)
+    if positive or negative:
         # Hour rows of a grain the group keys and filters fix are their own groups.
         fixed = set(query.group_by) | set(query.filters)
-        ungrouped = not plan.days and hour_grain is not None and set(rollup.grains[hour_grain].columns) <= fixed
-        parts.append(_rollup_rows(query, where, ungrouped=ungrouped and query.series == "hour"))
-    if plan.raw:
-        facts = rollup.facts().filter(_ranges_q("created_at", plan.raw))
+        hour_grain = planned.hour_grain
+        ungrouped = (
+            query.series == "hour" and not planned.positive.days and hour_grain is not None
+            and set(rollup.grains[hour_grain].columns) <= fixed
+        )
+        rows = _rollup_rows(query, positive | negative, negative or None, ungrouped=ungrouped)
+        _split(rows, bool(negative), adding, removing)
+    raw, raw_negative = planned.positive.raw, planned.negative.raw
+    if raw or raw_negative:
+        facts = rollup.facts().filter(_ranges_q("created_at", (*raw, *raw_negative)))
         for name, value in query.filters.items():
             facts = facts.filter(_dimension_q(rollup, name, value))
         if query.series == "hour":
             facts = facts.annotate(**{HOUR_KEY: UnixSeconds(TruncHour("created_at", tzinfo=UTC))})
         elif query.series == "day":
             facts = facts.annotate(day=TruncDate("created_at", tzinfo=query.tz))
-        parts.append(_grouped(facts, query.keys, {m.name: m.aggregate() for m in query.measures}))
-    return parts
+        negative_raw = _ranges_q("created_at", raw_negative) if raw_negative else None
+        keys = _signed(query, negative_raw)
+        rows = _grouped(_with_sign(facts, negative_raw), keys, {m.name: m.aggregate() for m in query.measures})
+        _split(rows, negative_raw is not None, adding, removing)
+    return adding, removing
+
+
+def _buckets_q(query: _Query, planned: Planned, plan: Plan) -> Q:
+    """The rollup rows answering PLAN's hour and day ranges (an empty Q when none)."""
+    rollup = query.rollup
+    where = Q()
+    if plan.hours and planned.hour_grain is not None:
+        grain = planned.hour_grain
+        where |= Q(grain=grain, **_key_filter(rollup, grain, query.filters)) & _ranges_q("bucket", plan.hours)
+    if plan.days and planned.day_grain is not None:
+        grain = planned.day_grain
+        where |= Q(
+            grain=stored_grain(grain, "day"), **_key_filter(rollup, grain, query.filters)
+        ) & _ranges_q("bucket", plan.days)
+    return where
+
+
+def _split(rows: list[tuple], signed: bool, adding: list, removing: list) -> None:
+    """ROWS into ADDING and REMOVING by their leading sign (all to ADDING when unsigned)."""
+    if not signed:
+        adding.append(rows)
+        return
+    adding.append([row[1:] for row in rows if row[0] > 0])
+    removing.append([row[1:] for row in rows if row[0] < 0])
 
 
 def _absorb(query: _Query, merged: dict[tuple, list[Any]], parts: Iterable[Iterable[tuple]]) -> None:

@@ -78,18 +78,31 @@ def test_a_day_holding_a_cut_is_read_by_the_hour():
 
 
 def test_an_edge_hour_mostly_inside_is_its_bucket_less_the_rest():
-    plan = selectors.by_complement(selectors.plan_window(h(1.5), h(4.9)))
-    assert plan.hours == ((h(2), h(5)),) and plan.minus == ((h(4.9), h(5)),)
+    plan, minus = selectors.by_complement(selectors.plan_window(h(1.5), h(4.9)))
+    assert plan.hours == ((h(2), h(5)),) and minus == selectors.Plan(raw=((h(4.9), h(5)),))
     # Half an hour either way: read as it is.
     assert plan.raw == ((h(1.5), h(2)),)
-    plan = selectors.by_complement(selectors.plan_window(h(1.2), h(1.9)))
-    assert plan == selectors.Plan(hours=((h(1), h(2)),), minus=((h(1), h(1.2)), (h(1.9), h(2))))
+    plan, minus = selectors.by_complement(selectors.plan_window(h(1.2), h(1.9)))
+    assert plan == selectors.Plan(hours=((h(1), h(2)),))
+    assert minus == selectors.Plan(raw=((h(1), h(1.2)), (h(1.9), h(2))))
 
 
 def test_an_edge_hour_holding_a_cut_stays_raw():
     cuts = [h(4.5)]
-    plan = selectors.by_complement(selectors.plan_window(h(2), h(4.9), cuts=cuts), cuts)
-    assert plan.raw == ((h(4), h(4.9)),) and plan.minus == ()
+    plan, minus = selectors.by_complement(selectors.plan_window(h(2), h(4.9), cuts=cuts), cuts)
+    assert plan.raw == ((h(4), h(4.9)),) and not minus
+
+
+def test_an_edge_day_mostly_inside_is_its_day_row_less_the_rest():
+    # 20:30 on day 0 to 17:15 on day 3: day 3 is mostly inside, day 0 mostly outside.
+    start, end, minus = selectors._whole_edge_days(h(20.5), h(72 + 17.25), [], None, None)
+    assert (start, end) == (h(20.5), h(96))
+    assert minus == selectors.plan_window(h(72 + 17.25), h(96), days=False)
+    # A newest-fact query only takes away what lies ahead (here: all of it is past).
+    assert selectors._whole_edge_days(h(20.5), h(72 + 17.25), [], h(200), None)[2] == selectors.Plan()
+    # Nor before the purge horizon, where rows may be gone.
+    assert selectors._whole_edge_days(h(3.5), h(72 + 17.25), [], None, h(90))[:2] == (h(3.5), h(72 + 17.25))
+    assert selectors._whole_edge_days(h(3.5), h(72 + 17.25), [], None, None)[:2] == (h(0), h(96))
 
 
 def test_an_empty_or_reversed_window_has_no_parts():
@@ -192,19 +205,26 @@ DIMENSION_SETS = [(), ("model_name",), ("user_id", "model_name"), ("channel_id",
 window = st.tuples(st.integers(-120, 3 * 24 * 60 + 120), st.integers(0, 3 * 24 * 60))
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+# Sums only: edge days and hours may then be read whole, less their outside parts.
+SUMS = ("requests", "errors", "prompt_tokens", "completion_tokens", "quota", "cost", "latency_count",
+        "latency_sum_ms", *(f"lat_{i:02d}" for i in range(15)))
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     edges=window,
     seconds=st.tuples(st.integers(0, 59), st.integers(0, 59)),
     group_by=st.sampled_from(DIMENSION_SETS),
     series=st.sampled_from([None, "hour", "day"]),
     zone=st.sampled_from(ZONES),
+    sums_only=st.booleans(),
 )
-def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_by, series, zone):
+def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_by, series, zone, sums_only):
     tz = zoneinfo.ZoneInfo(zone)
     start = T0 + timedelta(minutes=edges[0], seconds=seconds[0])
     end = start + timedelta(minutes=edges[1], seconds=seconds[1])
-    got = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, tz=tz)
+    measures = SUMS if sums_only else None
+    got = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, tz=tz, measures=measures)
     want = expected_llm(start, end, group_by, series, tz)
     keys = [*group_by, *({"hour": ["bucket"], "day": ["day"]}.get(series or "", []))]
     got_by_key = {tuple(row[k] for k in keys): row for row in got}
@@ -217,6 +237,28 @@ def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_
         for name, value in acc.items():
             if name.startswith("lat_"):
                 assert row[name] == value
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first_day=st.integers(0, 1),
+    start_minute=st.integers(0, 24 * 60 - 1),
+    days=st.integers(1, 2),
+    end_minute=st.integers(0, 24 * 60 - 1),
+    group_by=st.sampled_from([(), ("model_name",), ("user_id",), ("chat_id",)]),
+    series=st.sampled_from([None, "day"]),
+)
+def test_windows_across_days_equal_a_scan_of_the_raw_rows(
+    dataset, first_day, start_minute, days, end_minute, group_by, series
+):
+    # Windows whose edge days are mostly inside (read as the day row less the rest) or
+    # mostly outside (read by the hour), for sums: every case of _whole_edge_days.
+    start = T0 + timedelta(days=first_day, minutes=start_minute, seconds=7)
+    end = T0 + timedelta(days=first_day + days, minutes=end_minute, seconds=41)
+    got = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, tz=UTC, measures=SUMS)
+    want = expected_llm(start, end, group_by, series, UTC)
+    keys = [*group_by, *(["day"] if series else [])]
+    assert_same(got, want, keys, ["requests", "errors", "prompt_tokens", "quota", "latency_sum_ms", "lat_04"])
 
 
 @settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
