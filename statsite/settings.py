@@ -176,8 +176,9 @@ elif _db["ENGINE"] == "django.db.backends.postgresql":
     _db.setdefault("OPTIONS", {})["connect_timeout"] = env_int("DATABASE_CONNECT_TIMEOUT", 5, minimum=1)
     # No JIT compilation: this app's queries read a few thousand rollup rows, where
     # compiling them (5-10 ms when the planner's estimate tips it over) costs more than
-    # it saves.
-    _db["OPTIONS"]["options"] = "-c jit=off"
+    # it saves. And room to sort and group a month of hourly rows (tens of thousands)
+    # in memory, where the server's default of 4 MB spills them to disk.
+    _db["OPTIONS"]["options"] = f"-c jit=off -c work_mem={env_int('DATABASE_WORK_MEM_MB', 16, minimum=1)}MB"
     # At least the threads that query at once: a server process runs synchronous views
     # and the event stream's queries on two thread pools of min(32, cores + 4) each.
     DATABASE_POOL_MAX_SIZE = env_int("DATABASE_POOL_MAX_SIZE", 20, minimum=1)
