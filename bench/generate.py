@@ -542,6 +542,9 @@ def build(dataset: DataSet, *, force: bool = False, workers: int | None = None) 
     setup_django(dataset.url)
     if not must_fill:
         print(f"Reusing the data set at scale {dataset.scale:,} ({dataset.name}).", flush=True)
+        from django.core.management import call_command
+
+        call_command("migrate", verbosity=0)  # the schema this checkout expects
         return
     print(f"Generating scale {dataset.scale:,} over {dataset.days} days into {dataset.name} …", flush=True)
     began = time.monotonic()

@@ -546,6 +546,9 @@ def measure(dataset: DataSet, args: argparse.Namespace, out_dir: Path) -> Report
 
 
 def run_all(run: Run) -> None:
+    # What an earlier run's ingest and purge left (dead rows, stale statistics) is cleared
+    # first, as autovacuum would have done on a live server.
+    run.db.execute("VACUUM ANALYZE")
     print(text_header(), flush=True)
     run_reads(run, subjects(run.pop, run.db, datetime.now(UTC)))
     ingest_batches(run)

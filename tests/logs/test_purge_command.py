@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from django.core.management import call_command
 from django.core.management.base import CommandError
+from django.db import connection
 from django.utils import timezone
 
 from logs.models import Log
@@ -236,3 +237,12 @@ def test_ages_and_instants_parse():
     assert parse_age("2w") == timedelta(weeks=2)
     assert parse_instant("2025-01-01T08:00:00+08:00") == CUTOFF
     assert parse_instant("2025-01-01T00:00:00Z") == CUTOFF
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="autovacuum is PostgreSQL's")
+@pytest.mark.parametrize("table", ["logs_log", "usage_toolcall", "messaging_message"])
+def test_fact_tables_are_vacuumed_once_a_purge_leaves_one_percent_dead(db, table):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT reloptions FROM pg_class WHERE relname = %s", [table])
+        assert "autovacuum_vacuum_scale_factor=0.01" in cursor.fetchone()[0]
