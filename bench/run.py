@@ -15,7 +15,7 @@
    ingesting: its rows/s, the slowest ingest request meanwhile, and whether every
    acknowledged record is stored.
 6. SSE fan-out: --streams event streams at once, each one's time to its first event.
-7. Prints the table; writes results-<scale>.json and .md under --out (var/run), and
+7. Prints the table; writes results-<scale>.json and .md under --out (var/bench), and
    compare.md when results of several scales are there (bench/report.py).
 """
 
