@@ -459,7 +459,8 @@ def _insert_statement(
 ) -> tuple[str, list[Any]]:
     """The INSERT of the rows of MEMBERS (aggregate queries in column order) into the
     rollup table, and its parameters; with UPSERT, adding them to the rows already there,
-    in (grain, key, bucket) order. PREFIX is a WITH clause the members may read."""
+    in (grain, key, bucket) order; else in bucket order. PREFIX is a WITH clause the
+    members may read."""
     qn = connection.ops.quote_name
     table = qn(rollup.table._meta.db_table)
     sql_parts, params = [], []
@@ -483,6 +484,11 @@ def _insert_statement(
         # WHERE: SQLite's parser needs it between a SELECT and ON CONFLICT.
         statement += " WHERE 1 = 1 ORDER BY 1, 2, 3"
         statement += f" ON CONFLICT ({qn('grain')}, {qn('key')}, {qn('bucket')}) DO UPDATE SET {', '.join(updates)}"
+    else:
+        # A rebuild writes a grain's rows in time order, as ingest leaves them: the rows
+        # of a window then lie in a few pages rather than one a page (a month of one
+        # grain's hours read 10 to 20 times fewer pages).
+        statement += " ORDER BY 3"
     return statement, params
 
 
