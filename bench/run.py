@@ -518,7 +518,22 @@ def machine(db: Connection) -> str:
     import psutil
 
     version = db.execute("SHOW server_version").fetchone()[0].split()[0]
-    return f"{os.cpu_count()} cores, {psutil.virtual_memory().total / 2**30:.0f} GiB, PostgreSQL {version}"
+    memory = psutil.virtual_memory().total / 2**30
+    return f"{os.cpu_count()} cores ({cpu_model()}), {memory:.0f} GiB, PostgreSQL {version}"
+
+
+def cpu_model() -> str:
+    """The processor's name and clock, as Linux reports it (machines of one size differ)."""
+    import platform
+
+    try:
+        with open("/proc/cpuinfo") as info:
+            fields = {k.strip(): v.strip() for k, v in (line.split(":", 1) for line in info if ":" in line)}
+    except OSError:
+        return platform.processor() or platform.machine()
+    name = " ".join(fields.get("model name", platform.machine()).split())
+    mhz = fields.get("cpu MHz", "")
+    return f"{name}, {float(mhz) / 1000:.1f} GHz" if mhz else name
 
 
 def measure(dataset: DataSet, args: argparse.Namespace, out_dir: Path) -> Report:
@@ -561,9 +576,29 @@ def forget_ingested(run: Run) -> None:
     run.db.execute("VACUUM ANALYZE")
 
 
+CALIBRATION = ("machine: Python, fixed work", "machine: PostgreSQL, fixed work")
+
+
+def calibrate(run: Run) -> None:
+    """How fast the machine is during this run, by two fixed pieces of work: Python
+    alone, and PostgreSQL alone. Machines of one size differ, and one machine differs
+    from hour to hour; runs compare by these (and by the raw scans of the same run)."""
+
+    def python_work() -> bool:
+        return sum(i * i for i in range(1_000_000)) > 0
+
+    def sql_work() -> bool:
+        return run.db.execute("SELECT count(*) FROM generate_series(1, 3000000)").fetchone()[0] == 3_000_000
+
+    for name, work in zip(CALIBRATION, (python_work, sql_work)):
+        samples, errors = timed(work, 7, 1)
+        run.report.add(latency(name, samples, errors, note="the same work in every run: the machine's speed"))
+
+
 def run_all(run: Run) -> None:
     forget_ingested(run)
     print(text_header(), flush=True)
+    calibrate(run)
     run_reads(run, subjects(run.pop, run.db, datetime.now(UTC)))
     ingest_batches(run)
     ingest_singles(run)

@@ -22,6 +22,7 @@ from django.conf import settings
 
 from bench.cases import Subjects, read_cases
 from bench.report import TARGETS
+from bench.run import CALIBRATION
 
 ROOT = Path(__file__).resolve().parents[2]
 SCALE = 3000
@@ -48,7 +49,7 @@ def bench_database():
 def expected_names() -> list[str]:
     anyone = Subjects(now=datetime.now(UTC), username="u", user_id=1, model="m", token_name="t", channel=1, group="g",
                       chat_id="c", chat_pk=1, tool_id="tool", tool_name="Tool", relay_key="sk-x", deep_page=1)
-    return [case.name for case in read_cases(anyone)] + [
+    return [*CALIBRATION, *(case.name for case in read_cases(anyone))] + [
         "ingest 1000-record batches", "ingest single record", "purge under ingest", f"SSE fan-out {STREAMS} streams",
         "server RSS per worker at the end",
     ]
