@@ -265,6 +265,24 @@ def test_the_command_refuses_a_bad_since():
         call_command("rollups", "check", "--since", "yesterday-ish", stdout=io.StringIO())
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="prepared statements are PostgreSQL's")
+def test_ingest_applies_its_prepared_plan_without_planning_again(post_json, service_headers):
+    # A one-record batch left to PostgreSQL's choice was planned anew each time (7 ms).
+    def plans() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE name = 'statsite_apply_llm'"
+            )
+            return cursor.fetchone() or (0, 0)
+
+    assert post_json("/api/ingest/llm-calls", calls(1, prefix="first"), **service_headers).status_code == 201
+    generic, custom = plans()  # prepared on this connection by now (by this test or an earlier one)
+    for i in range(8):
+        assert post_json("/api/ingest/llm-calls", calls(1, prefix=f"p{i}"), **service_headers).status_code == 201
+    assert plans() == (generic + 8, custom)
+    check_clean()
+
+
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="concurrent writers need PostgreSQL")
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_ingest_into_one_bucket_loses_no_increment(service_key):
