@@ -532,8 +532,10 @@ def cpu_model() -> str:
     except OSError:
         return platform.processor() or platform.machine()
     name = " ".join(fields.get("model name", platform.machine()).split())
-    mhz = fields.get("cpu MHz", "")
-    return f"{name}, {float(mhz) / 1000:.1f} GHz" if mhz else name
+    try:
+        return f"{name}, {float(fields['cpu MHz']) / 1000:.1f} GHz"
+    except (KeyError, ValueError):
+        return name
 
 
 def measure(dataset: DataSet, args: argparse.Namespace, out_dir: Path) -> Report:

@@ -486,8 +486,8 @@ def _insert_statement(
         statement += f" ON CONFLICT ({qn('grain')}, {qn('key')}, {qn('bucket')}) DO UPDATE SET {', '.join(updates)}"
     else:
         # A rebuild writes a grain's rows in time order, as ingest leaves them: the rows
-        # of a window then lie in a few pages rather than one a page (a month of one
-        # grain's hours read 10 to 20 times fewer pages).
+        # of a window then lie in a few pages rather than one a page (nine hours of the
+        # account x model grain at 10M calls: 599 pages instead of 14,089).
         statement += " ORDER BY 3"
     return statement, params
 

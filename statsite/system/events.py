@@ -48,7 +48,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import SyncToAsync, sync_to_async
 from django.conf import settings
-from django.db import connection, connections, transaction
+from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F, Max
 
 from statsite.system import notify, snapshots
@@ -60,6 +60,10 @@ T = TypeVar("T")
 # Most errors a reconnecting client is sent again (the newest of those it missed);
 # older ones are in /api/logs/errors.
 REPLAY_LIMIT = 1000
+# A stream's replay that meets a passing database error (a lock, a failover) is tried
+# again this many times, after this long (then twice as long), before the stream ends.
+REPLAY_ATTEMPTS = 3
+REPLAY_RETRY_SECONDS = 0.1
 # Errors read per query.
 PAGE = 500
 # Events a stream may lag behind before it is dropped (its client then resumes).
@@ -516,6 +520,23 @@ def release_request_thread() -> None:
         executor.shutdown(wait=False)
 
 
+async def replay_in_worker(after: int) -> tuple[int, list[tuple[int, bytes]]]:
+    """`replay(after)` on a worker thread, tried again on a passing database error: a
+    stream that has begun should not end for one (on SQLite a reader can meet a
+    writer's table lock; on PostgreSQL a failover)."""
+    delay = REPLAY_RETRY_SECONDS
+    for attempt in range(1, REPLAY_ATTEMPTS + 1):
+        try:
+            return await in_worker(replay, after)
+        except DatabaseError:
+            if attempt == REPLAY_ATTEMPTS:
+                raise
+            logger.info("an event stream's replay met a database error; trying again", exc_info=True)
+            await asyncio.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
 async def stream(hub: EventHub, start_after: int | None) -> AsyncIterator[bytes]:
     """One client's events: `status` at once, the errors it missed, then live events."""
     subscriber = hub.subscribe()
@@ -527,7 +548,7 @@ async def stream(hub: EventHub, start_after: int | None) -> AsyncIterator[bytes]
         cursor = hub.position if start_after is None else start_after
         status = await hub.status_chunk()
         yield f"retry: {RETRY_MS}\n".encode() + position_line(cursor) + status
-        cursor, missed = await in_worker(replay, cursor)
+        cursor, missed = await replay_in_worker(cursor)
         for error_id, chunk in missed:
             cursor = max(cursor, error_id)
             yield chunk

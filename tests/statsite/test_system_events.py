@@ -348,3 +348,33 @@ def test_a_database_down_while_checking_credentials_is_a_json_503(monkeypatch):
     status, text = asyncio.run(_first_answer(AsgiClient("/api/system/events", "token=ssk_x"), b"}"))
     assert status == 503
     assert text.startswith(b'{"success": false, "error": ')
+
+
+def test_a_replay_that_meets_a_passing_database_error_is_tried_again(monkeypatch):
+    # On SQLite a reader can meet a writer's table lock; the stream should not end for it.
+    from django.db import OperationalError
+
+    calls = []
+
+    def flaky(after):
+        calls.append(after)
+        if len(calls) < events.REPLAY_ATTEMPTS:
+            raise OperationalError("database table is locked: logs_log")
+        return after, [(after + 1, b"chunk")]
+
+    monkeypatch.setattr(events, "replay", flaky)
+    monkeypatch.setattr(events, "REPLAY_RETRY_SECONDS", 0.01)
+    assert asyncio.run(events.replay_in_worker(7)) == (7, [(8, b"chunk")])
+    assert calls == [7] * events.REPLAY_ATTEMPTS
+
+
+def test_a_replay_that_keeps_failing_ends_the_stream_with_the_error(monkeypatch):
+    from django.db import OperationalError
+
+    def broken(after):
+        raise OperationalError("the database is gone")
+
+    monkeypatch.setattr(events, "replay", broken)
+    monkeypatch.setattr(events, "REPLAY_RETRY_SECONDS", 0.01)
+    with pytest.raises(OperationalError):
+        asyncio.run(events.replay_in_worker(7))
