@@ -23,6 +23,7 @@ from django.db.models.functions import Coalesce
 
 from logs.models import Log
 from logs.querysets import CONSUME, ERROR, LogQuerySet
+from statsite.periods import earlier, later
 from usage.selectors import pick_grain, usage
 
 # rpm and tpm are "per minute" over the live window the gateway log document
@@ -156,7 +157,7 @@ def log_page(rows: LogQuerySet, criteria: LogCriteria, *, offset: int, limit: in
         return [], total
     by_day = locate(days, offset=offset, limit=limit)
     hours = _counts(
-        criteria.replace(start=_later(criteria.start, by_day.lower), end=_earlier(criteria.end, by_day.upper)), "hour"
+        criteria.replace(start=later(criteria.start, by_day.lower), end=earlier(criteria.end, by_day.upper)), "hour"
     )
     by_hour = locate(hours, offset=by_day.skip, limit=limit)
     lower = by_hour.lower or by_day.lower
@@ -166,14 +167,6 @@ def log_page(rows: LogQuerySet, criteria: LogCriteria, *, offset: int, limit: in
     if upper is not None:
         rows = rows.filter(created_at__lt=upper)
     return list(rows[by_hour.skip : by_hour.skip + limit]), total
-
-
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return max(a, b) if a is not None and b is not None else a or b
-
-
-def _earlier(a: datetime | None, b: datetime | None) -> datetime | None:
-    return min(a, b) if a is not None and b is not None else a or b
 
 
 class LogStat(TypedDict):

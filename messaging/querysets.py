@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from django.db import models
 
 from statsite.querysets import TimeWindowQuerySet
@@ -15,14 +13,6 @@ class ChatQuerySet(models.QuerySet):
 
     def private(self):
         return self.filter(kind="private")
-
-    def with_pks(self, pks: Iterable[int] | models.Expression):
-        """Chats by pk: an iterable, or an expression that yields them (a subquery)."""
-        return self.filter(pk__in=pks if isinstance(pks, models.Expression) else list(pks))
-
-    def with_chat_ids(self, chat_ids: Iterable[str] | models.Expression):
-        """Chats by their platform ids (an iterable, or an expression that yields them)."""
-        return self.filter(chat_id__in=chat_ids if isinstance(chat_ids, models.Expression) else list(chat_ids))
 
 
 class MessageQuerySet(TimeWindowQuerySet):

@@ -16,14 +16,12 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal, TypedDict
 
 from django.contrib.auth import get_user_model
-from django.db import connection
 from django.db.models import Min
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from messaging.models import Chat, MessageRollup, Participant
-from statsite.ingest import chunked
-from statsite.periods import BEGINNING, console_period, local_midnight
+from statsite.ingest import each_part
+from statsite.periods import BEGINNING, console_period, later, local_midnight
 from usage.rollups import stored_grain
 from usage.selectors import stats_zone, usage
 
@@ -41,18 +39,10 @@ ALL_DAYS_CAP = 366
 Source = Literal["user", "bot"]
 
 
-def _ids(values: Iterable[Any]) -> Iterator[Any]:
-    """VALUES (ids or platform ids), deduplicated and sorted, in parts for `__in`
-    lookups. On PostgreSQL one part: the whole list as a single array parameter
-    (binding thousands of values one by one cost more than the query: 26 ms against 7
-    for 2,000 participants); elsewhere chunks that a statement's parameters can hold."""
-    ordered = sorted(set(values))
-    if not ordered:
-        return iter(())
-    if connection.vendor == "postgresql":
-        element = "text" if isinstance(ordered[0], str) else "bigint"
-        return iter([RawSQL(f"SELECT unnest(%s::{element}[])", [ordered])])
-    return chunked(ordered)
+def _among(field: str, values: Iterable[Any]) -> Iterator[Any]:
+    """Filters selecting the rows whose FIELD is one of VALUES (each looked up once):
+    one array parameter on PostgreSQL, chunks elsewhere (statsite.ingest.each_part)."""
+    return each_part(field, sorted(set(values)))
 
 
 # --- sent and received ------------------------------------------------------------------
@@ -144,8 +134,8 @@ def messages_by_chat(
 def _chats(pks: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Chats by pk: their platform id, kind and name."""
     found: dict[int, dict[str, Any]] = {}
-    for part in _ids(pks):
-        for chat in Chat.objects.with_pks(part).values("pk", "chat_id", "kind", "name"):
+    for where in _among("pk", pks):
+        for chat in Chat.objects.filter(where).values("pk", "chat_id", "kind", "name"):
             found[chat["pk"]] = chat
     return found
 
@@ -153,8 +143,8 @@ def _chats(pks: Iterable[int]) -> dict[int, dict[str, Any]]:
 def _participants(pks: Iterable[int]) -> dict[int, dict[str, Any]]:
     """Participants by pk: their platform user id and nickname."""
     found: dict[int, dict[str, Any]] = {}
-    for part in _ids(pk for pk in pks if pk):
-        for person in Participant.objects.filter(pk__in=part).values("pk", "user_id", "nickname"):
+    for where in _among("pk", (pk for pk in pks if pk)):
+        for person in Participant.objects.filter(where).values("pk", "user_id", "nickname"):
             found[person["pk"]] = person
     return found
 
@@ -163,10 +153,10 @@ def _private_peers(chat_pks: Iterable[int]) -> dict[int, int]:
     """The person (Participant pk) each private chat is with: the human who wrote in it
     (if several, the one known longest). Read from the rollups, which outlive purges."""
     peers: dict[int, int] = {}
-    for part in _ids(chat_pks):
+    for where in _among("chat_id", chat_pks):
         rows = (
             MessageRollup.objects.filter(
-                grain=stored_grain("chat_sender", "all"), sent_by_bot=False, chat_id__in=part, sender_id__gt=0
+                where, grain=stored_grain("chat_sender", "all"), sent_by_bot=False, sender_id__gt=0
             )
             .values("chat_id")
             .annotate(peer=Min("sender_id"))
@@ -268,7 +258,7 @@ def console_stats(
     if group_id is not None:
         active_groups = int(bool(chats) and chat_kind == Chat.Kind.GROUP)
     else:
-        active_groups = sum(Chat.objects.with_pks(part).groups().count() for part in _ids(chats))
+        active_groups = sum(Chat.objects.filter(where).groups().count() for where in _among("pk", chats))
 
     return {
         "summary": {
@@ -359,12 +349,6 @@ class GroupRank(TypedDict):
 RankSort = Literal["messages", "tokens"]
 
 
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    if a is None or b is None:
-        return a or b
-    return max(a, b)
-
-
 def _ranked(entries: Iterable[dict[str, Any]], *, sort: RankSort, limit: int, key: str) -> list[dict[str, Any]]:
     """The LIMIT first ENTRIES by SORT descending, ties by KEY (the platform id)."""
     return sorted(entries, key=lambda e: (-e[sort], e[key]))[:limit]
@@ -392,8 +376,8 @@ def user_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime 
 
     people = _participants(wrote)
     usernames: dict[int, str] = {}
-    for part in _ids(used):
-        usernames.update(get_user_model().objects.filter(pk__in=part).values_list("pk", "username"))
+    for where in _among("pk", used):
+        usernames.update(get_user_model().objects.filter(where).values_list("pk", "username"))
 
     entries: dict[str, UserRank] = {}
 
@@ -409,20 +393,20 @@ def user_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime 
         person = entry(people[pk]["user_id"])
         person["nickname"] = people[pk]["nickname"]
         person["messages"] += int(row["messages"])
-        person["last_active"] = _later(person["last_active"], row["last_at"])
+        person["last_active"] = later(person["last_active"], row["last_at"])
     for pk, row in used.items():
         if pk not in usernames:
             continue
         person = entry(usernames[pk])
         person["tokens"] += _tokens(row)
-        person["last_active"] = _later(person["last_active"], row["last_at"])
+        person["last_active"] = later(person["last_active"], row["last_at"])
 
     top = _ranked(entries.values(), sort=sort, limit=limit, key="user_id")
     # Token-only accounts may still have a nickname: a participant who never wrote.
     unnamed = [e["user_id"] for e in top if not e["nickname"]]
     nicknames: dict[str, str] = {}
-    for part in _ids(unnamed):
-        nicknames.update(Participant.objects.filter(user_id__in=part).values_list("user_id", "nickname"))
+    for where in _among("user_id", unnamed):
+        nicknames.update(Participant.objects.filter(where).values_list("user_id", "nickname"))
     for person in top:
         person["nickname"] = person["nickname"] or nicknames.get(person["user_id"]) or UNKNOWN
     return top  # type: ignore[return-value]
@@ -449,10 +433,10 @@ def group_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime
     }
 
     groups: dict[int, dict[str, Any]] = {}
-    for part in _ids(traffic):
-        groups.update({c["pk"]: c for c in Chat.objects.with_pks(part).groups().values("pk", "chat_id", "name")})
-    for part in _ids(used):
-        groups.update({c["pk"]: c for c in Chat.objects.with_chat_ids(part).groups().values("pk", "chat_id", "name")})
+    for where in _among("pk", traffic):
+        groups.update({c["pk"]: c for c in Chat.objects.filter(where).groups().values("pk", "chat_id", "name")})
+    for where in _among("chat_id", used):
+        groups.update({c["pk"]: c for c in Chat.objects.filter(where).groups().values("pk", "chat_id", "name")})
 
     entries: list[GroupRank] = []
     for pk, chat in groups.items():
@@ -465,7 +449,7 @@ def group_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime
                 "messages": int(talk["messages"]) if talk else 0,
                 "users": writers.get(pk, 0),
                 "tokens": _tokens(llm) if llm else 0,
-                "last_active": _later(talk and talk["last_at"], llm and llm["last_at"]),
+                "last_active": later(talk and talk["last_at"], llm and llm["last_at"]),
             }
         )
     return _ranked(entries, sort=sort, limit=limit, key="group_id")  # type: ignore[return-value]

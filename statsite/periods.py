@@ -22,6 +22,16 @@ BEGINNING = datetime(2000, 1, 1, tzinfo=UTC)
 CONSOLE_PERIODS = {"day": 1, "week": 7, "month": 30, "all": None}
 
 
+def later(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The later of two instants, either of which may be unknown (None)."""
+    return max(a, b) if a is not None and b is not None else a or b
+
+
+def earlier(a: datetime | None, b: datetime | None) -> datetime | None:
+    """The earlier of two instants, either of which may be unknown (None)."""
+    return min(a, b) if a is not None and b is not None else a or b
+
+
 def local_midnight(day, tz: tzinfo) -> datetime:
     return datetime.combine(day, time.min, tzinfo=tz).astimezone(UTC)
 

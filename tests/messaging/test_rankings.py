@@ -274,7 +274,7 @@ def test_name_lookups_find_every_one_of_more_ids_than_one_statement_binds():
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
 
-    from messaging.selectors import _ids, _participants
+    from messaging.selectors import _among, _participants
 
     people = Participant.objects.bulk_create(Participant(user_id=f"u{n:04d}", nickname=f"N{n}") for n in range(1201))
     pks = [p.pk for p in people] + [people[0].pk]  # a repeat is looked up once
@@ -282,6 +282,6 @@ def test_name_lookups_find_every_one_of_more_ids_than_one_statement_binds():
         found = _participants(pks)
     assert len(found) == 1201 and found[people[7].pk]["nickname"] == "N7"
     assert len(queries) == (1 if connection.vendor == "postgresql" else 3)
-    by_platform_id = Participant.objects.filter(user_id__in=next(iter(_ids(["u0003", "u0002", "u0003"]))))
+    by_platform_id = Participant.objects.filter(next(iter(_among("user_id", ["u0003", "u0002", "u0003"]))))
     assert sorted(by_platform_id.values_list("user_id", flat=True)) == ["u0002", "u0003"]
-    assert list(_ids([])) == []
+    assert list(_among("pk", [])) == []
