@@ -505,8 +505,9 @@ def _over_rollups(query: _Query) -> dict[str, Any]:
 
 
 def _fetch(rows) -> list[tuple]:
-    """ROWS (a values_list of integer, text and decimal columns) as tuples. On PostgreSQL
-    straight from the driver, which already gives each its Python type."""
+    """ROWS (a values_list whose columns need no conversion by Django: integers, text,
+    booleans, decimals, dates and times) as tuples. On PostgreSQL straight from the
+    driver, which already gives each its Python type."""
     if connection.vendor != "postgresql":
         return list(rows)
     with connection.cursor() as cursor:
