@@ -49,6 +49,7 @@ from rest_framework.views import APIView
 from statsite import dialects
 from statsite.permissions import IsAdminOrService
 from statsite.system.sources import note_ingest_source
+from usage.rollups import TotalTooLarge
 
 T = TypeVar("T")
 
@@ -732,7 +733,10 @@ class BatchIngestView(APIView):
             }
             return self.dialect.ok(body, status.HTTP_400_BAD_REQUEST)
 
-        result = store_batch(self.store, valid)
+        try:
+            result = store_batch(self.store, valid)
+        except TotalTooLarge as exc:
+            return self.dialect.error(str(exc), status.HTTP_400_BAD_REQUEST)
         # After the commit, and at most every few seconds: /api/system/status reports it.
         note_ingest_source(request)
         return self.dialect.ok(result.as_dict(), status.HTTP_201_CREATED)

@@ -42,7 +42,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.core.cache import cache
-from django.db import connection, models, transaction
+from django.db import DataError, OperationalError, connection, models, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDay, TruncHour
@@ -531,10 +531,26 @@ def _apply_statement(rollup: RollupSpec) -> tuple[str, list[Any]]:
     return _APPLY_STATEMENTS[cached]
 
 
+class TotalTooLarge(Exception):
+    """Adding a batch would take a rollup total past what its column holds (a 64-bit
+    integer, or a decimal of twenty whole digits)."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "The records would take a stored total past the largest value it can hold "
+            "(quota, token and latency sums are 64-bit integers): nothing was stored."
+        )
+
+
+# PostgreSQL's "numeric value out of range" (a bigint or numeric column overflowing).
+OUT_OF_RANGE = "22003"
+
+
 def apply(kind: str, facts: Iterable[Any]) -> int:
     """Add FACTS (rows just inserted, with their ids) to every grain and tier of KIND's
     rollups; rows that are not facts of KIND are ignored. Returns the rollup rows
-    written. Must run inside the transaction that inserted the facts."""
+    written. Must run inside the transaction that inserted the facts, which is to be
+    rolled back when this raises TotalTooLarge."""
     rollup = spec(kind)
     ids = sorted({fact.pk for fact in facts if fact.pk is not None})
     if not ids:
@@ -542,8 +558,16 @@ def apply(kind: str, facts: Iterable[Any]) -> int:
     statement, params = _apply_statement(rollup)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
-            cursor.execute(statement, [json.dumps(ids), *params])
-            return cursor.rowcount
+            try:
+                cursor.execute(statement, [json.dumps(ids), *params])
+            except OperationalError as exc:
+                # SQLite's sum() of the batch itself refuses to pass 64 bits.
+                if "integer overflow" in str(exc):
+                    raise TotalTooLarge() from exc
+                raise
+            written = cursor.rowcount
+            _check_integer_totals(rollup, cursor)
+            return written
         # Prepared once per connection (pooled connections live on): planning its dozens
         # of aggregates, and sending its text, would cost more than running it.
         name = f"statsite_apply_{kind}"
@@ -555,8 +579,37 @@ def apply(kind: str, facts: Iterable[Any]) -> int:
         # force_generic_plan (settings). Left to choose, PostgreSQL keeps planning it
         # anew for small batches (7 ms of planning for 3 ms of work: its estimate of
         # planning's cost is far too low for a statement of this size).
-        cursor.execute(f"EXECUTE {name}(%s)", [ids])
+        try:
+            cursor.execute(f"EXECUTE {name}(%s)", [ids])
+        except DataError as exc:
+            if getattr(exc.__cause__, "sqlstate", None) == OUT_OF_RANGE:
+                raise TotalTooLarge() from exc
+            raise
         return cursor.rowcount
+
+
+def _check_integer_totals(rollup: RollupSpec, cursor) -> None:
+    """On SQLite, raise TotalTooLarge when an integer total has overflowed: SQLite does
+    not refuse a sum past 64 bits, it turns it into an inexact float. The grain of no
+    dimension holds at its all-time tier the largest total of every measure (all are
+    sums of values ingest keeps at zero or more), so its one row is the one to look at.
+    Kinds without that grain sum nothing but counts and 32-bit values."""
+    whole = next((name for name, g in rollup.grains.items() if not g.columns and "all" in g.tiers), None)
+    table = rollup.table._meta
+    integers = [
+        m.name for m in rollup.measures
+        if m.merge == "sum" and isinstance(table.get_field(m.name), models.IntegerField)
+    ]  # fmt: skip
+    if whole is None or not integers:
+        return
+    quote = connection.ops.quote_name
+    inexact = " OR ".join(f"typeof({quote(name)}) != 'integer'" for name in integers)
+    cursor.execute(
+        f"SELECT 1 FROM {quote(table.db_table)} WHERE {quote('grain')} = %s AND ({inexact})",
+        [stored_grain(whole, "all")],
+    )
+    if cursor.fetchone() is not None:
+        raise TotalTooLarge()
 
 
 # --- rebuild and check ------------------------------------------------------------------

@@ -12,6 +12,7 @@ from django.db import connection
 from django.utils import timezone
 
 from logs.models import Log
+from statsite.ingest import INT64_MAX
 from tests.ingest_support import (
     ENDPOINTS,
     LLM_CALLS,
@@ -621,4 +622,41 @@ def test_every_bad_field_of_every_bad_record_is_listed(post, before):
     assert set(body["errors"][0]["errors"]) == {"model_name", "prompt_tokens"}
     assert set(body["errors"][1]["errors"]) == {"created_at", "cost"}
     assert all(isinstance(m, str) for e in body["errors"] for ms in e["errors"].values() for m in ms)
+    assert_nothing_stored(before)
+
+
+def test_a_call_that_would_take_a_stored_total_past_64_bits_is_refused(post):
+    # Each quota fits on its own; together they pass what a rollup total can hold (on
+    # PostgreSQL the upsert fails; SQLite would keep an inexact float). Other logs add
+    # no quota to any total, and every other summed value is a 32-bit one.
+    now = timezone.now()
+    first = post(LLM_CALLS, record(LLM_CALLS, quota=INT64_MAX, created_at=iso(now - timedelta(days=2))))
+    assert first.status_code == 201, first.json()
+    before = stored_counts()
+    kept = _rollup_totals()
+
+    response = post(LLM_CALLS, record(LLM_CALLS, quota=INT64_MAX, created_at=iso(now - timedelta(days=1))))
+
+    assert response.status_code == 400, response.json()
+    assert "total" in response.json()["detail"]
+    assert_nothing_stored(before)
+    assert _rollup_totals() == kept
+
+
+def _rollup_totals() -> list[tuple]:
+    from usage.models import EventRollup, LLMRollup
+
+    return [
+        tuple(table.objects.order_by("grain", "key", "bucket").values_list("grain", "key", "bucket", measure))
+        for table, measure in ((LLMRollup, "quota"), (EventRollup, "rows"))
+    ]
+
+
+def test_a_batch_whose_own_total_passes_64_bits_is_refused(post, before):
+    calls = [record(LLM_CALLS, quota=INT64_MAX), record(LLM_CALLS, quota=INT64_MAX)]
+
+    response = post(LLM_CALLS, calls)
+
+    assert response.status_code == 400, response.json()
+    assert "total" in response.json()["detail"]
     assert_nothing_stored(before)
