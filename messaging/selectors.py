@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, Literal, TypedDict
 
-from django.contrib.auth import get_user_model
 from django.db.models import Min
 from django.utils import timezone
 
@@ -23,7 +22,7 @@ from messaging.models import Chat, MessageRollup, Participant
 from statsite.ingest import each_part
 from statsite.periods import BEGINNING, console_period, later, local_midnight
 from usage.rollups import stored_grain
-from usage.selectors import stats_zone, usage
+from usage.selectors import stats_zone, usage, usernames
 
 # The measures each statistic reads (asking for fewer saves work; see usage()).
 COUNT = ("messages",)
@@ -375,9 +374,7 @@ def user_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime 
     }
 
     people = _participants(wrote)
-    usernames: dict[int, str] = {}
-    for where in _among("pk", used):
-        usernames.update(get_user_model().objects.filter(where).values_list("pk", "username"))
+    names = usernames(used)
 
     entries: dict[str, UserRank] = {}
 
@@ -395,9 +392,9 @@ def user_ranking(*, sort: RankSort = "messages", limit: int = 20, now: datetime 
         person["messages"] += int(row["messages"])
         person["last_active"] = later(person["last_active"], row["last_at"])
     for pk, row in used.items():
-        if pk not in usernames:
+        if pk not in names:
             continue
-        person = entry(usernames[pk])
+        person = entry(names[pk])
         person["tokens"] += _tokens(row)
         person["last_active"] = later(person["last_active"], row["last_at"])
 

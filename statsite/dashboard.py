@@ -16,12 +16,11 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-from django.contrib.auth import get_user_model
 
 from messaging.models import Chat
 from usage.models import latency_field_names
 from usage.rollups import HOUR, floor_hour
-from usage.selectors import latency_percentile, pick_grain, usage
+from usage.selectors import latency_percentile, pick_grain, usage, usernames
 
 # Charts stack this many models; the rest are summed as OTHER.
 STACKED_MODELS = 6
@@ -282,7 +281,7 @@ def top_accounts(window: Window, filters: Filters, note: RawNote | None = None, 
         note.check("llm", "top accounts", ["user_id", *filters.llm()])
     rows = [r for r in _llm_ranked(window, filters, "user_id") if r["user_id"]][:limit]
     ids = [r["user_id"] for r in rows]
-    names = dict(get_user_model().objects.filter(pk__in=ids).values_list("pk", "username")) if ids else {}
+    names = usernames(ids)
     return [_ranked(r, r["user_id"], names.get(r["user_id"], f"#{r['user_id']}")) for r in rows]
 
 

@@ -37,6 +37,7 @@ import json
 import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -126,6 +127,15 @@ class RollupSpec:
     def columns(self) -> list[str]:
         """The rollup table's columns in the order every aggregate query yields them."""
         return ["grain", "key", "bucket", *self.dimensions, *self.measure_names]
+
+    @cached_property
+    def integer_sums(self) -> frozenset[str]:
+        """The measures that add up integers (kept in 64-bit integer columns)."""
+        table = self.table._meta
+        return frozenset(
+            m.name for m in self.measures
+            if m.merge == "sum" and isinstance(table.get_field(m.name), models.IntegerField)
+        )  # fmt: skip
 
     def grains_at(self, tier: str) -> list[str]:
         return [name for name, grain in self.grains.items() if tier in grain.tiers]
@@ -595,17 +605,12 @@ def _check_integer_totals(rollup: RollupSpec, cursor) -> None:
     sums of values ingest keeps at zero or more), so its one row is the one to look at.
     Kinds without that grain sum nothing but counts and 32-bit values."""
     whole = next((name for name, g in rollup.grains.items() if not g.columns and "all" in g.tiers), None)
-    table = rollup.table._meta
-    integers = [
-        m.name for m in rollup.measures
-        if m.merge == "sum" and isinstance(table.get_field(m.name), models.IntegerField)
-    ]  # fmt: skip
-    if whole is None or not integers:
+    if whole is None or not rollup.integer_sums:
         return
     quote = connection.ops.quote_name
-    inexact = " OR ".join(f"typeof({quote(name)}) != 'integer'" for name in integers)
+    inexact = " OR ".join(f"typeof({quote(name)}) != 'integer'" for name in sorted(rollup.integer_sums))
     cursor.execute(
-        f"SELECT 1 FROM {quote(table.db_table)} WHERE {quote('grain')} = %s AND ({inexact})",
+        f"SELECT 1 FROM {quote(rollup.table._meta.db_table)} WHERE {quote('grain')} = %s AND ({inexact})",
         [stored_grain(whole, "all")],
     )
     if cursor.fetchone() is not None:

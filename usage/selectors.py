@@ -28,7 +28,7 @@ from typing import Any, Literal, TypedDict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.db import connection
-from django.db.models import BigIntegerField, Case, Func, IntegerField, Q, Value, When
+from django.db.models import BigIntegerField, Case, Func, Q, Value, When
 from django.db.models.functions import Cast, TruncDate, TruncHour
 from django.utils import timezone
 
@@ -494,11 +494,10 @@ def _over_rollups(query: _Query) -> dict[str, Any]:
     """Each measure's aggregate over rollup rows, of the type it is read as: a sum of
     integers cast back to bigint (PostgreSQL sums bigints as numeric), so that grouped
     rows come from the driver as they are, with no conversion per value."""
-    table = query.rollup.table._meta
     aggregates = {}
     for measure in query.measures:
         aggregate = measure.over_rollups()
-        if measure.merge == "sum" and isinstance(table.get_field(measure.name), IntegerField):
+        if measure.name in query.rollup.integer_sums:
             aggregate = Cast(aggregate, BigIntegerField())
         aggregates[measure.name] = aggregate
     return aggregates
@@ -754,11 +753,8 @@ def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
         measures=("requests", "cost", "prompt_tokens", "completion_tokens"),
     )
     if group_by == "user":
-        ids = {row["user_id"] for row in rows if row["user_id"]}
-        accounts = get_user_model().objects.values_list("pk", "username")
-        # A thousand accounts and more: bound as one array on PostgreSQL (each_part).
-        usernames = {pk: name for part in each_part("pk", sorted(ids)) for pk, name in accounts.filter(part)}
-        names = [usernames.get(row["user_id"]) or UNKNOWN_GROUP for row in rows]
+        names_of = usernames(row["user_id"] for row in rows if row["user_id"])
+        names = [names_of.get(row["user_id"]) or UNKNOWN_GROUP for row in rows]
     else:
         names = [row[dimension] or UNKNOWN_GROUP for row in rows]
 
@@ -781,6 +777,14 @@ def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
         "total_cost": sum((g["cost"] for g in ordered.values()), Decimal(0)),
         "details_by_group": ordered,
     }
+
+
+def usernames(account_ids: Iterable[int]) -> dict[int, str]:
+    """The usernames of the accounts ACCOUNT_IDS name (ids of no account are left out),
+    each looked up once: a thousand and more bound as one array on PostgreSQL, in
+    chunks elsewhere (statsite.ingest.each_part)."""
+    accounts = get_user_model().objects.values_list("pk", "username")
+    return {pk: name for part in each_part("pk", sorted(set(account_ids))) for pk, name in accounts.filter(part)}
 
 
 def _decimal(value: Any) -> Decimal:
