@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,6 +19,8 @@ from logs.services import purge
 from usage import selectors
 from usage.models import ToolCall
 from usage.rollups import latency_bucket
+
+User = get_user_model()
 
 pytestmark = pytest.mark.django_db
 
@@ -130,7 +133,8 @@ def dataset(post_json, service_headers):
                 "request_id": f"eq-{i}",
                 "created_at": at.isoformat(),
                 "username": rng.choice(["ann", "ben", "cy", ""]),
-                "model_name": rng.choice(["gpt-4o", "claude", "qwen"]),
+                # Upper case and accents: ordered by code point whatever the database's collation.
+                "model_name": rng.choice(["gpt-4o", "Claude", "qwen", "élan"]),
                 "channel_id": rng.choice([None, 1, 2]),
                 "group": rng.choice(["", "vip"]),
                 "module": rng.choice(["", "chat", "memo"]),
@@ -192,7 +196,7 @@ def expected_llm(start, end, group_by, series, tz, rows=None) -> dict:
 
 def assert_same(got: list[dict], want: dict, keys: list[str], compared=None) -> None:
     got_by_key = {tuple(row[k] for k in keys): row for row in got}
-    assert set(got_by_key) == set(want)
+    assert list(got_by_key) == sorted(want)  # each group once, sorted by the group keys
     for key, acc in want.items():
         for name in compared or [n for n in acc if n != "cost"]:
             assert got_by_key[key][name] == acc[name], (key, name)
@@ -228,7 +232,7 @@ def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_
     want = expected_llm(start, end, group_by, series, tz)
     keys = [*group_by, *({"hour": ["bucket"], "day": ["day"]}.get(series or "", []))]
     got_by_key = {tuple(row[k] for k in keys): row for row in got}
-    assert set(got_by_key) == set(want)
+    assert list(got_by_key) == sorted(want)  # each group once, sorted by the group keys
     for key, acc in want.items():
         row = got_by_key[key]
         for name in COMPARED:
@@ -237,6 +241,30 @@ def test_llm_usage_equals_a_scan_of_the_raw_rows(dataset, edges, seconds, group_
         for name, value in acc.items():
             if name.startswith("lat_"):
                 assert row[name] == value
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(edges=window, seconds=st.tuples(st.integers(0, 59), st.integers(0, 59)), username=st.sampled_from(["", "ann"]))
+def test_usage_by_model_hour_equals_a_scan_of_the_raw_rows_in_hour_then_model_order(dataset, edges, seconds, username):
+    # The gateway data rows: the hour rows are read in this order and the edge hours
+    # merged into them in place.
+    start = T0 + timedelta(minutes=edges[0], seconds=seconds[0])
+    end = start + timedelta(minutes=edges[1], seconds=seconds[1])
+    account = User.objects.get(username=username) if username else None
+    got = selectors.usage_by_model_hour(start=start, end=end, account=account)
+    rows = Log.objects.llm_calls().filter(user=account) if account else None
+    want = {
+        (int(hour.timestamp()), model): acc
+        for (model, hour), acc in expected_llm(start, end, ("model_name",), "hour", UTC, rows).items()
+    }
+    assert [(item["created_at"], item["model_name"]) for item in got] == sorted(want)
+    named = {"user_id": account.pk, "username": "ann"} if account else {}
+    for item in got:
+        acc = want[item["created_at"], item["model_name"]]
+        assert item == {
+            "model_name": item["model_name"], "count": acc["requests"], "quota": acc["quota"],
+            "token_used": acc["prompt_tokens"] + acc["completion_tokens"], "created_at": item["created_at"], **named,
+        }
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

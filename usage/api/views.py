@@ -26,7 +26,7 @@ from usage.api.serializers import (
     OwnDataResponseSerializer,
     ToolCallRecordSerializer,
 )
-from usage.selectors import llm_stats, usage_by_model_hour
+from usage.selectors import ModelHourUsage, llm_stats, usage_by_model_hour
 from usage.services import record_tool_calls
 
 
@@ -51,19 +51,9 @@ DATA_DESCRIPTION = (
 )
 
 
-def data_items(rows: list[dict], account: AbstractBaseUser | None = None) -> list[dict]:
-    """The gateway data document's items (DataItemSerializer, OwnDataItemSerializer):
-    the rows as they are, naming the account when one is asked about. Built directly,
-    as a month of hours by model is tens of thousands of items."""
-    if account is None:
-        return rows
-    named = {"user_id": account.pk, "username": account.username}
-    return [{**row, **named} for row in rows]
-
-
-def own_usage(account: AbstractBaseUser, start: datetime, end: datetime) -> list[dict]:
+def own_usage(account: AbstractBaseUser, start: datetime, end: datetime) -> list[ModelHourUsage]:
     """ACCOUNT's rows, each naming the account as the gateway data document shows them."""
-    return data_items(usage_by_model_hour(start=start, end=end, user_id=account.pk), account)
+    return usage_by_model_hour(start=start, end=end, account=account)
 
 
 class DataView(APIView):
@@ -85,8 +75,7 @@ class DataView(APIView):
         params = validated(DataParamsSerializer, query_params(request, tuple(DataParamsSerializer().fields)))
         username = params.get("username")
         if not username:
-            rows = usage_by_model_hour(start=params["start"], end=params["end"])
-            return self.dialect.ok(data_items(rows))
+            return self.dialect.ok(usage_by_model_hour(start=params["start"], end=params["end"]))
         account = get_user_model().objects.filter(username=username).first()
         if account is None:
             return self.dialect.ok([])
