@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
+from functools import partial
 from operator import itemgetter
 from typing import Any, Literal, NotRequired, TypedDict
 
@@ -35,6 +36,7 @@ from django.db.models.functions import Cast, Collate, TruncDate, TruncHour
 from django.utils import timezone
 
 from statsite.ingest import each_part
+from statsite.querysets import rows_by_shape
 from usage.models import LATENCY_BOUNDS_MS, Channel, latency_field_names
 from usage.rollups import (
     ALL_BUCKET,
@@ -285,6 +287,12 @@ class _Query:
         return spec(self.kind)
 
     @property
+    def shape(self) -> tuple:
+        """What, besides the conditions, decides this query's SQL (statsite.querysets.rows_by_shape)."""
+        measures = tuple(m.name for m in self.measures)
+        return self.kind, self.group_by, self.series, self.tz if self.series == "day" else None, measures, self.order
+
+    @property
     def keys(self) -> list[str]:
         """The group keys: the dimensions, then the series' (an hour as unix seconds,
         `HOUR_KEY`, while merging: an integer is cheaper to read and compare than a time)."""
@@ -513,6 +521,7 @@ def _key_filter(rollup, grain: str, filters: dict[str, Any]) -> dict[str, Any]:
 
 
 SIGN = "statsite_sign"  # the group key that tells a part to take away (-1) from one to add (1)
+NO_GROUP = "statsite_all"  # the constant an ungrouped aggregate is grouped by
 
 
 def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool = False) -> list[tuple]:
@@ -520,20 +529,27 @@ def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool
     which rows are to be taken away: the sign comes first); UNGROUPED: each row is a
     group of its own already (one grain at one tier, whose columns the group keys and
     filters fix), read as it is."""
-    rows = query.rollup.table.objects.filter(where, **query.filters)
+    if query.filters:
+        where &= Q(**query.filters)
+    rows = rows_by_shape(
+        ("rollups", query.shape, ungrouped), (where, negative), partial(_rollup_queryset, query, ungrouped=ungrouped)
+    )
+    return _counted(query, rows, negative)
+
+
+def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool):
+    rows = query.rollup.table.objects.filter(where)
     if query.series == "hour":
         rows = rows.annotate(**{HOUR_KEY: UnixSeconds("bucket")})
     elif query.series == "day":
         rows = rows.annotate(day=TruncDate("bucket", tzinfo=query.tz))
     keys = _signed(query, negative)
     if ungrouped:
-        # Tens of thousands of plain columns: read in usage()'s order (the merge keeps
-        # it), without Django's per-value conversions on PostgreSQL.
+        # Tens of thousands of plain columns: read in usage()'s order (the merge keeps it).
         columns = [_in_code_point_order(query, name) for name in (*query.group_by, "bucket")]
         ordered = [columns[i] for i in query.order] if query.order else columns
-        rows = _with_sign(rows, negative).values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
-        return _fetch(rows)
-    return _grouped(_with_sign(rows, negative), keys, _over_rollups(query), straight=True)
+        return _with_sign(rows, negative).values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
+    return _grouped(_with_sign(rows, negative), keys, _read_as_they_are(query, "over_rollups"))
 
 
 def _in_code_point_order(query: _Query, name: str) -> F | Collate:
@@ -545,28 +561,18 @@ def _in_code_point_order(query: _Query, name: str) -> F | Collate:
     return F(name)
 
 
-def _over_rollups(query: _Query) -> dict[str, Any]:
-    """Each measure's aggregate over rollup rows, of the type it is read as: a sum of
-    integers cast back to bigint (PostgreSQL sums bigints as numeric), so that grouped
-    rows come from the driver as they are, with no conversion per value."""
+def _read_as_they_are(query: _Query, over: str) -> dict[str, Any]:
+    """Each measure's aggregate (OVER: "aggregate", over facts, or "over_rollups"), of
+    the type it is read as: a sum of integers cast to bigint (PostgreSQL sums bigints
+    as numeric), so that rows come from the driver as they are, with no conversion per
+    value by Django (milliseconds over a thousand groups)."""
     aggregates = {}
     for measure in query.measures:
-        aggregate = measure.over_rollups()
+        aggregate = getattr(measure, over)()
         if measure.name in query.rollup.integer_sums:
             aggregate = Cast(aggregate, BigIntegerField())
         aggregates[measure.name] = aggregate
     return aggregates
-
-
-def _fetch(rows) -> list[tuple]:
-    """ROWS (a values_list whose columns need no conversion by Django: integers, text,
-    booleans, decimals, dates and times) as tuples. On PostgreSQL straight from the
-    driver, which already gives each its Python type."""
-    if connection.vendor != "postgresql":
-        return list(rows)
-    with connection.cursor() as cursor:
-        cursor.execute(*rows.query.sql_with_params())
-        return cursor.fetchall()
 
 
 def _with_sign(rows, negative: Q | None):
@@ -601,18 +607,23 @@ def _read(query: _Query, planned: Planned) -> tuple[list[list[tuple]], list[list
         _split(rows, bool(negative), adding, removing)
     raw, raw_negative = planned.positive.raw, planned.negative.raw
     if raw or raw_negative:
-        facts = rollup.facts().filter(_ranges_q("created_at", (*raw, *raw_negative)))
+        where = _ranges_q("created_at", (*raw, *raw_negative))
         for name, value in query.filters.items():
-            facts = facts.filter(_dimension_q(rollup, name, value))
-        if query.series == "hour":
-            facts = facts.annotate(**{HOUR_KEY: UnixSeconds(TruncHour("created_at", tzinfo=UTC))})
-        elif query.series == "day":
-            facts = facts.annotate(day=TruncDate("created_at", tzinfo=query.tz))
+            where &= _dimension_q(rollup, name, value)
         negative_raw = _ranges_q("created_at", raw_negative) if raw_negative else None
-        keys = _signed(query, negative_raw)
-        rows = _grouped(_with_sign(facts, negative_raw), keys, {m.name: m.aggregate() for m in query.measures})
+        rows = rows_by_shape(("facts", query.shape), (where, negative_raw), partial(_facts_queryset, query))
+        rows = _counted(query, rows, negative_raw)
         _split(_neutral_keys(query, rows, negative_raw is not None), negative_raw is not None, adding, removing)
     return adding, removing, ungrouped
+
+
+def _facts_queryset(query: _Query, where: Q, negative: Q | None):
+    facts = query.rollup.facts().filter(where)
+    if query.series == "hour":
+        facts = facts.annotate(**{HOUR_KEY: UnixSeconds(TruncHour("created_at", tzinfo=UTC))})
+    elif query.series == "day":
+        facts = facts.annotate(day=TruncDate("created_at", tzinfo=query.tz))
+    return _grouped(_with_sign(facts, negative), _signed(query, negative), _read_as_they_are(query, "aggregate"))
 
 
 def _neutral_keys(query: _Query, rows: list[tuple], signed: bool) -> list[tuple]:
@@ -715,25 +726,29 @@ def _less(current: Sequence[Any], row: Sequence[Any], width: int) -> list[Any] |
     return left if left[width] else None
 
 
-def _grouped(rows, keys: list[str], aggregates: dict[str, Any], *, straight: bool = False) -> list[tuple]:
-    """AGGREGATES of ROWS per KEYS, in the database, as tuples (keys, then aggregates).
-    Without keys, one aggregate row (`values()` with no fields would group by every
-    column: a row per row). STRAIGHT: the keys and aggregates are of the types they are
-    read as, and the rows are taken from the driver (`_fetch`): a thousand groups and
-    more, where Django's conversions would cost milliseconds."""
+def _counted(query: _Query, rows: list[tuple], negative: Q | None) -> list[tuple]:
+    """ROWS of `_grouped`, less an ungrouped aggregate that counted nothing (its first
+    measure counts facts: none counted, nothing to add)."""
+    if query.keys or negative is not None:
+        return rows
+    return [row for row in rows if row[0]]
+
+
+def _grouped(rows, keys: list[str], aggregates: dict[str, Any]):
+    """ROWS' AGGREGATES per KEYS, as a values_list queryset (keys, then aggregates).
+    Without keys, one row of aggregates: grouped by a constant, which is no GROUP BY
+    (`values()` with no fields would group by every column: a row per row)."""
     if not keys:
-        found = rows.aggregate(**aggregates)
-        # The first measure of every kind counts facts: none counted, nothing to add.
-        return [tuple(found.values())] if found[next(iter(aggregates))] else []
-    grouped = rows.values(*keys).annotate(**aggregates).values_list(*keys, *aggregates).order_by()
-    return _fetch(grouped) if straight else list(grouped)
+        rows = rows.annotate(**{NO_GROUP: Value(1)})
+        return rows.values(NO_GROUP).annotate(**aggregates).values_list(*aggregates).order_by()
+    return rows.values(*keys).annotate(**aggregates).values_list(*keys, *aggregates).order_by()
 
 
 def _dimension_q(rollup, name: str, value: Any) -> Q:
     """A filter on a fact column, where the rollups' neutral value (0, "") also means NULL."""
     neutral = rollup.dimensions[name][1]
     if value == neutral and neutral == 0:
-        return Q(**{f"{name}__isnull": True}) | Q(**{name: 0})
+        return Q(**{f"{name}__isnull": True}) | Q(**{name: value})
     return Q(**{name: value})
 
 

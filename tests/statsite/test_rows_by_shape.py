@@ -1,0 +1,112 @@
+"""SQL compiled once per query shape (statsite.querysets.rows_by_shape)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db.models import Q
+
+from statsite import querysets
+from statsite.querysets import rows_by_shape
+
+pytestmark = pytest.mark.django_db
+
+User = get_user_model()
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+@pytest.fixture
+def people():
+    for i, name in enumerate(["ann", "ben", "cy", "dee", "eve"]):
+        User.objects.create(username=name, is_staff=i % 2 == 0, date_joined=T0 + timedelta(days=i))
+
+
+class Builds:
+    """A query builder that counts how often it is asked to build."""
+
+    def __init__(self):
+        self.calls = 0
+
+    def __call__(self, where, staff=None):
+        self.calls += 1
+        rows = User.objects.filter(where)
+        if staff is not None:
+            rows = rows.filter(staff)
+        return rows.values_list("username", "is_staff", "date_joined").order_by("username")
+
+
+def orm(where, staff=None):
+    rows = User.objects.filter(where)
+    if staff is not None:
+        rows = rows.filter(staff)
+    return list(rows.values_list("username", "is_staff", "date_joined").order_by("username"))
+
+
+CASES = [
+    Q(date_joined__gte=T0 + timedelta(days=1), date_joined__lt=T0 + timedelta(days=4)),
+    Q(date_joined__gte=T0, date_joined__lt=T0 + timedelta(days=2)) | Q(username="eve"),
+    Q(date_joined__gte=T0 + timedelta(days=3), date_joined__lt=T0 + timedelta(days=9)) | Q(username="nobody"),
+    Q(username__startswith="d") | Q(id=-5),
+]
+
+
+@pytest.mark.parametrize("where", CASES)
+def test_each_call_answers_what_the_orm_answers(people, where):
+    assert rows_by_shape(("people",), (where, None), Builds()) == orm(where)
+
+
+def test_one_shape_is_built_once_and_answers_each_calls_own_values(people):
+    builds = Builds()
+    shape = ("people", "once")
+    for days in range(6):
+        where = Q(date_joined__gte=T0 + timedelta(days=days), date_joined__lt=T0 + timedelta(days=days + 2))
+        assert rows_by_shape(shape, (where, Q(is_staff=True)), builds) == orm(where, Q(is_staff=True))
+    # On PostgreSQL the stand-in query is built once; elsewhere every call builds its own.
+    assert builds.calls == (1 if settings.IS_POSTGRES else 6)
+
+
+def test_literals_are_part_of_the_shape(people):
+    builds = Builds()
+    where = Q(date_joined__gte=T0)
+    staff = rows_by_shape(("people", "literal"), (where, Q(is_staff=True)), builds)
+    others = rows_by_shape(("people", "literal"), (where, Q(is_staff=False)), builds)
+    assert [row[0] for row in staff] == ["ann", "cy", "eve"]
+    assert [row[0] for row in others] == ["ben", "dee"]
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="the SQL is compiled once per shape on PostgreSQL only")
+def test_a_value_a_field_refuses_as_a_stand_in_is_built_each_time(people):
+    # An integer compared with a boolean column: Django takes 0 and 1, not the stand-in.
+    builds = Builds()
+    for value in (1, 0, 1):
+        got = rows_by_shape(("people", "refused"), (Q(is_staff=value), None), builds)
+        assert got == orm(Q(is_staff=value))
+    assert builds.calls == 4  # the stand-in attempt, then each call
+
+
+def test_a_list_or_an_expression_is_built_each_time(people):
+    builds = Builds()
+    where = Q(username__in=["ann", "cy"])
+    assert rows_by_shape(("people", "list"), (where, None), builds) == orm(where)
+    assert rows_by_shape(("people", "list"), (where, None), builds) == orm(where)
+    assert builds.calls == 2
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="the SQL is compiled once per shape on PostgreSQL only")
+def test_out_of_range_integers_are_built_by_the_orm(people):
+    # Beyond 64 bits Django answers "no row" itself; such a value is never bound.
+    where = Q(id=2**70) | Q(username="ann")
+    assert rows_by_shape(("people", "huge"), (where, None), Builds()) == orm(where)
+
+
+def test_the_shapes_kept_are_bounded(people, monkeypatch):
+    monkeypatch.setattr(querysets, "_MOST_SHAPES", 3)
+    monkeypatch.setattr(querysets, "_compiled", {})
+    for i in range(10):
+        rows_by_shape(("people", "bound", i), (Q(username="ann"), None), Builds())
+    assert len(querysets._compiled) <= 3
