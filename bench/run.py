@@ -192,7 +192,7 @@ class Run:
         return Client(self.server.port)
 
 
-def measure_read(run: Run, client: Client, case: Case) -> None:
+def measure_read(run: Run, client: Client, case: Case) -> Result:
     method, body = ("POST", json.dumps(case.body).encode()) if case.body is not None else ("GET", None)
     headers = run.callers[case.caller]
     samples, errors = timed(lambda: client.request(method, case.path, headers, body)[0] == 200,
@@ -200,9 +200,7 @@ def measure_read(run: Run, client: Client, case: Case) -> None:
     result = latency(case.name, samples, errors, case.target, case.note)
     if case.total:
         check_total(run, client, case, result)
-    if case.baseline:
-        measure_baseline(run, case, result)
-    run.report.add(result)
+    return result
 
 
 def check_total(run: Run, client: Client, case: Case, result: Result) -> None:
@@ -235,9 +233,20 @@ def measure_baseline(run: Run, case: Case, result: Result) -> None:
 
 
 def run_reads(run: Run, subjects: Subjects) -> None:
+    """Every read through HTTP, then every raw-scan baseline: a scan's aftermath (its
+    pages pushed out of PostgreSQL's cache, its writes of hint bits and temporary
+    files) is the peer's own cost and stays out of the next read's measurement."""
     client = run.client()
+    measured = []
     for case in read_cases(subjects):
-        measure_read(run, client, case)
+        result = measure_read(run, client, case)
+        print(f"  {case.name}: p50 {result.p50_ms} ms", flush=True)
+        measured.append((case, result))
+    print("  the raw-scan baselines…", flush=True)
+    for case, result in measured:
+        if case.baseline:
+            measure_baseline(run, case, result)
+        run.report.add(result)
 
 
 # --- ingest ------------------------------------------------------------------------------------
