@@ -16,7 +16,6 @@ from datetime import date, datetime, timedelta, tzinfo
 from decimal import Decimal
 from typing import Any
 
-
 from messaging.models import Chat
 from usage.models import latency_field_names
 from usage.rollups import HOUR, floor_hour

@@ -538,11 +538,7 @@ def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool
 
 
 def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool):
-    rows = query.rollup.table.objects.filter(where)
-    if query.series == "hour":
-        rows = rows.annotate(**{HOUR_KEY: UnixSeconds("bucket")})
-    elif query.series == "day":
-        rows = rows.annotate(day=TruncDate("bucket", tzinfo=query.tz))
+    rows = _with_series(query, query.rollup.table.objects.filter(where), "bucket", "bucket")
     keys = _signed(query, negative)
     if ungrouped:
         # Tens of thousands of plain columns: read in usage()'s order (the merge keeps it).
@@ -550,6 +546,16 @@ def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: 
         ordered = [columns[i] for i in query.order] if query.order else columns
         return _with_sign(rows, negative).values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
     return _grouped(_with_sign(rows, negative), keys, _read_as_they_are(query, "over_rollups"))
+
+
+def _with_series(query: _Query, rows, time: str, hour: Any):
+    """ROWS with the series key of QUERY, if any: HOUR (the UTC hour of the row) as unix
+    seconds, or the date of TIME in the series' zone."""
+    if query.series == "hour":
+        return rows.annotate(**{HOUR_KEY: UnixSeconds(hour)})
+    if query.series == "day":
+        return rows.annotate(day=TruncDate(time, tzinfo=query.tz))
+    return rows
 
 
 def _in_code_point_order(query: _Query, name: str) -> F | Collate:
@@ -618,11 +624,8 @@ def _read(query: _Query, planned: Planned) -> tuple[list[list[tuple]], list[list
 
 
 def _facts_queryset(query: _Query, where: Q, negative: Q | None):
-    facts = query.rollup.facts().filter(where)
-    if query.series == "hour":
-        facts = facts.annotate(**{HOUR_KEY: UnixSeconds(TruncHour("created_at", tzinfo=UTC))})
-    elif query.series == "day":
-        facts = facts.annotate(day=TruncDate("created_at", tzinfo=query.tz))
+    hour = TruncHour("created_at", tzinfo=UTC)
+    facts = _with_series(query, query.rollup.facts().filter(where), "created_at", hour)
     return _grouped(_with_sign(facts, negative), _signed(query, negative), _read_as_they_are(query, "aggregate"))
 
 
