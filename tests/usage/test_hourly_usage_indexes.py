@@ -1,0 +1,78 @@
+"""On PostgreSQL, the gateway's usage by model and hour is read from its covering
+indexes (migration usage 0006): an index-only scan in the answer's order, no sort
+and no visit to the wide rollup rows. If the selector's columns, filters or order
+drift from the indexes, these tests say so."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from usage.models import LLMRollup
+from usage.selectors import usage_by_model_hour
+
+pytestmark = [
+    pytest.mark.django_db,
+    pytest.mark.skipif(connection.vendor != "postgresql", reason="the covering indexes are PostgreSQL's"),
+]
+
+START = datetime(2026, 3, 1, tzinfo=UTC)
+END = START + timedelta(days=2)  # whole hours: every row comes from the rollups
+
+
+@pytest.fixture
+def hours():
+    """A few hour rows of the model and account x model grains."""
+    ann = get_user_model().objects.create(username="ann")
+    rows = []
+    for h in range(48):
+        bucket = START + timedelta(hours=h)
+        for model in ("gpt-4", "Claude", "élan"):
+            rows.append(LLMRollup(grain="model", key=model, bucket=bucket, model_name=model, requests=h + 1))
+            rows.append(LLMRollup(grain="user_model", key=f"{ann.pk}\x1f{model}", bucket=bucket, user_id=ann.pk,
+                                  model_name=model, requests=1))  # fmt: skip
+    LLMRollup.objects.bulk_create(rows)
+    return ann
+
+
+def rollup_plan(**account) -> str:
+    """The plan of the rollup query usage_by_model_hour() sends, with every other way
+    to read the table made dear: what it shows is what the indexes can do."""
+    with CaptureQueriesContext(connection) as captured:
+        items = usage_by_model_hour(start=START, end=END, **account)
+    assert len(items) == 48 * 3
+    [sql] = [q["sql"] for q in captured.captured_queries if "usage_llmrollup" in q["sql"]]
+    with connection.cursor() as cursor:
+        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
+            cursor.execute(f"SET LOCAL {setting} = off")
+        cursor.execute(f"EXPLAIN {sql}")
+        return "\n".join(line for (line,) in cursor.fetchall())
+
+
+def test_every_models_usage_by_hour_is_an_index_only_scan_in_the_answers_order(hours):
+    plan = rollup_plan()
+    assert "Index Only Scan using llmrollup_model_hour_cover" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+def test_one_accounts_usage_by_hour_is_an_index_only_scan_in_the_answers_order(hours):
+    plan = rollup_plan(account=hours)
+    assert "Index Only Scan using llmrollup_user_model_hour_cover" in plan, plan
+    assert "Sort" not in plan, plan
+
+
+def test_the_indexes_hold_only_their_own_grains_rows(hours):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, pg_get_expr(indpred, indrelid) FROM pg_index "
+            "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
+        )
+        predicates = dict(cursor.fetchall())
+    assert predicates == {
+        "llmrollup_model_hour_cover": "((grain)::text = 'model'::text)",
+        "llmrollup_user_model_hour_cover": "((grain)::text = 'user_model'::text)",
+    }
