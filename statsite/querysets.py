@@ -49,7 +49,10 @@ _STAND_IN_INT = 31000
 _MOST_VALUES = 32767 - _STAND_IN_INT
 _MOST_SHAPES = 1000
 
-_compiled: dict[Hashable, tuple[str, tuple[tuple[bool, Any], ...]] | None] = {}
+# Per shape: its SQL, and for each parameter (True, the value's position, the wrapper
+# Django put it in) or (False, the constant, None).
+_Slot = tuple[bool, Any, Callable[[Any], Any] | None]
+_compiled: dict[Hashable, tuple[str, tuple[_Slot, ...]] | None] = {}
 _UNSEEN = object()
 
 
@@ -87,7 +90,7 @@ def _sql(shape: Hashable, conditions: Sequence[Q | None], build: Callable[..., m
     if compiled is None:
         return build(*conditions).query.sql_with_params()
     sql, slots = compiled
-    return sql, [values[at] if bound else at for bound, at in slots]
+    return sql, [(wrap(values[at]) if wrap else values[at]) if bound else at for bound, at, wrap in slots]
 
 
 class _Unshaped(Exception):
@@ -144,12 +147,15 @@ def _stand_in(value: Any, at: int) -> Any:
 
 def _compile(
     build: Callable[..., models.QuerySet], stand_ins: list[Q | None], count: int
-) -> tuple[str, tuple[tuple[bool, Any], ...]] | None:
+) -> tuple[str, tuple[_Slot, ...]] | None:
     """The SQL of BUILD(*STAND_INS) (conditions holding COUNT stand-ins) and, for each
-    of its parameters, (True, the value it stands in for) or (False, the constant it
-    is). None when a field refuses a stand-in (an integer compared with a boolean
-    column), or a stand-in did not come through to the parameters as it is (then it
-    cannot be told from a constant): that shape is then built each time."""
+    of its parameters, (True, the value it stands in for, the wrapper Django put it in)
+    or (False, the constant it is, None). Django hands an integer compared with an
+    integer column to the driver wrapped in its column's type (psycopg's Int2, Int4,
+    Int8): each call's value is wrapped likewise. None when a field refuses a stand-in
+    (an integer compared with a boolean column), or a stand-in did not come through to
+    the parameters (then it cannot be told from a constant): that shape is then built
+    each time."""
     if count > _MOST_VALUES:
         return None
     try:
@@ -161,9 +167,10 @@ def _compile(
     for param in params:
         at = _stood_in(param, count)
         if at is None:
-            slots.append((False, param))
+            slots.append((False, param, None))
         else:
-            slots.append((True, at))
+            wrapped = isinstance(param, int) and type(param) is not int
+            slots.append((True, at, type(param) if wrapped else None))
             seen.add(at)
     return (sql, tuple(slots)) if len(seen) == count else None
 
@@ -172,8 +179,8 @@ def _stood_in(param: Any, count: int) -> int | None:
     """Which stand-in PARAM is, or None for a constant."""
     if type(param) is str and param.startswith("\x00") and param[1:].isdigit():
         at = int(param[1:])
-    elif type(param) is int:
-        at = param - _STAND_IN_INT
+    elif isinstance(param, int) and not isinstance(param, bool):
+        at = int(param) - _STAND_IN_INT  # a plain int, or one in a driver's integer wrapper
     elif type(param) is datetime and param.tzinfo is not None and param.year == 1:
         at = (param - _STAND_IN_TIME) // timedelta(microseconds=1)
     else:

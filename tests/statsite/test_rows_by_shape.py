@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from statsite import querysets
 from statsite.querysets import rows_by_shape
+from usage.models import LLMRollup
 
 pytestmark = pytest.mark.django_db
 
@@ -110,3 +111,43 @@ def test_the_shapes_kept_are_bounded(people, monkeypatch):
     for i in range(10):
         rows_by_shape(("people", "bound", i), (Q(username="ann"), None), Builds())
     assert len(querysets._compiled) <= 3
+
+
+def by_account(where, other=None):
+    """A query of an integer column (BigIntegerField: Django hands its values to psycopg
+    wrapped as Int8)."""
+    return LLMRollup.objects.filter(where).values_list("user_id", "requests").order_by("user_id")
+
+
+def test_integer_columns_are_built_once_and_bound_each_call(db):
+    LLMRollup.objects.bulk_create(
+        LLMRollup(grain="user", key=str(account), bucket=T0, user_id=account, requests=account * 10)
+        for account in (1, 2, 3, 2**40)
+    )
+    calls = []
+
+    def build(where, other=None):
+        calls.append(where)
+        return by_account(where)
+
+    for account in (1, 3, 2**40, 2, 7):
+        where = Q(grain="user", user_id=account)
+        assert rows_by_shape(("accounts",), (where, None), build) == list(by_account(where))
+    assert len(calls) == (1 if settings.IS_POSTGRES else 5)
+
+
+@pytest.mark.postgres
+@pytest.mark.skipif(not settings.IS_POSTGRES, reason="the SQL is compiled once per shape on PostgreSQL only")
+def test_an_integer_is_bound_in_the_wrapper_django_gives_its_column(db):
+    from psycopg.types.numeric import Int2, Int8
+
+    from usage.models import EventRollup
+
+    where = Q(grain="type", user_id=5, type=2)
+    querysets._sql(("wrappers",), (where, None), lambda w, o=None: EventRollup.objects.filter(w).values_list("rows"))
+    sql, params = querysets._sql(
+        ("wrappers",), (Q(grain="type", user_id=6, type=4), None),
+        lambda w, o=None: pytest.fail("built again"),
+    )  # fmt: skip
+    assert params == ["type", 4, 6]  # Q orders its keyword arguments by name
+    assert [type(p) for p in params] == [str, Int2, Int8]
