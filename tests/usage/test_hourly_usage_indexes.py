@@ -5,9 +5,11 @@ drift from the indexes, these tests say so."""
 
 from __future__ import annotations
 
+import importlib
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from django.apps import apps
 from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -76,3 +78,21 @@ def test_the_indexes_hold_only_their_own_grains_rows(hours):
         "llmrollup_model_hour_cover": "((grain)::text = 'model'::text)",
         "llmrollup_user_model_hour_cover": "((grain)::text = 'user_model'::text)",
     }
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_migration_builds_again_an_index_an_interrupted_build_left_invalid():
+    migration = importlib.import_module("usage.migrations.0006_hourly_usage_covering_indexes")
+    with connection.cursor() as cursor:
+        # What a cancelled CREATE INDEX CONCURRENTLY leaves behind.
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = 'llmrollup_model_hour_cover'::regclass"
+        )
+    with connection.schema_editor(atomic=False) as editor:
+        migration.create(apps, editor)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
+            "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
+        )
+        assert cursor.fetchall() == [("llmrollup_model_hour_cover", True), ("llmrollup_user_model_hour_cover", True)]

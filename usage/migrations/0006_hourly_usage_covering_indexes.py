@@ -1,4 +1,5 @@
-"""Two covering indexes on PostgreSQL for the gateway's usage by model and hour.
+"""Two covering indexes on PostgreSQL for the gateway's usage by model and hour,
+built concurrently (ingest goes on writing the table meanwhile).
 
 `/api/data/` reads a month of the model grain's hour rows (about 36,000 at ten
 million calls) and `/api/data/self` one account's (thousands), ordered by hour then
@@ -35,17 +36,27 @@ def create(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for name, definition in HOURLY_USAGE_INDEXES.items():
-        schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" {definition}')
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
+            found = cursor.fetchone()
+        if found is not None and not found[0]:
+            # Left invalid by an interrupted concurrent build: start again.
+            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        # Concurrently: ingest goes on writing the table while the index is built.
+        schema_editor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
 
 
 def drop(apps, schema_editor):
     if schema_editor.connection.vendor != "postgresql":
         return
     for name in HOURLY_USAGE_INDEXES:
-        schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
+        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
 
 class Migration(migrations.Migration):
+    # CREATE INDEX CONCURRENTLY cannot run inside a transaction.
+    atomic = False
+
     dependencies = [("usage", "0005_fact_tables_vacuumed_after_purges")]
 
     operations = [migrations.RunPython(create, drop)]
