@@ -19,7 +19,8 @@ How it is loaded, in the order a live system would have written it:
   server whose autovacuum has caught up, so index-only scans work without a VACUUM;
 - secondary indexes dropped before and built after, two at a time with a large
   maintenance_work_mem, then ANALYZE;
-- rollups last, by `manage.py rollups rebuild`, the code that repairs them in production.
+- rollups last, by `manage.py rollups rebuild`, the code that repairs them in production;
+  their partial indexes (read-only covering indexes) dropped before and built after.
 """
 
 from __future__ import annotations
@@ -416,13 +417,16 @@ class Progress:
         print(f"  {self.label}: {self.rows:,} rows in {self.seconds:.0f}s ({rate:,.0f} rows/s)", flush=True)
 
 
-def drop_secondary_indexes(conn: Connection, tables: Iterable[str]) -> list[tuple[str, str]]:
-    """Drop the plain (non-unique, non-primary) indexes of TABLES; return (table, definition) to rebuild them."""
+def drop_secondary_indexes(
+    conn: Connection, tables: Iterable[str], *, partial_only: bool = False
+) -> list[tuple[str, str]]:
+    """Drop the plain (non-unique, non-primary) indexes of TABLES (only the partial ones,
+    with PARTIAL_ONLY); return (table, definition) to rebuild them."""
     found = conn.execute(
         "SELECT t.relname, i.indexrelid::regclass::text, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class t ON t.oid = i.indrelid WHERE t.relname = ANY(%s) AND NOT i.indisunique "
-        "AND NOT i.indisprimary",
-        [list(tables)],
+        "AND NOT i.indisprimary AND (i.indpred IS NOT NULL OR NOT %s)",
+        [list(tables), partial_only],
     ).fetchall()
     for _, name, _ in found:
         conn.execute(f"DROP INDEX {name}")
@@ -498,15 +502,27 @@ def load_facts(dataset: DataSet, ids: Ids, start: datetime, workers: int) -> dic
 ROLLUP_GROUPS = (("llm",), ("events", "tools", "messages"))
 
 
+# The rollup tables' partial indexes serve reads only (the covering indexes of the
+# hourly usage series); the rebuild does not use them, and they are built faster once
+# at the end than row by row.
+ROLLUP_TABLES = ("usage_llmrollup", "usage_toolrollup", "usage_eventrollup", "messaging_messagerollup")
+
+
 def build_rollups(dataset: DataSet) -> None:
+    import psycopg
+
     env = {**os.environ, "DATABASE_URL": dataset.url}
     commands = [
         [sys.executable, "manage.py", "rollups", "rebuild", *(arg for kind in kinds for arg in ("--kind", kind))]
         for kinds in ROLLUP_GROUPS
     ]
+    with psycopg.connect(dataset.url, autocommit=True) as conn:
+        dropped = drop_secondary_indexes(conn, ROLLUP_TABLES, partial_only=True)
     processes = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
     if any(process.wait() for process in processes):
         raise RuntimeError("rebuilding the rollups failed (see above)")
+    with ThreadPoolExecutor(INDEX_BUILDERS) as builders:
+        list(builders.map(lambda d: build_index(dataset.url, d), [definition for _, definition in dropped]))
 
 
 def fill(dataset: DataSet, workers: int) -> dict:

@@ -89,3 +89,13 @@ def test_the_harness_measures_everything_without_errors(bench_database, tmp_path
         else:
             assert r["p50_ms"] is not None and r["p95_ms"] is not None and r["max_ms"] is not None, name
         assert r["target"] is None or r["target"] in TARGETS
+
+    # The rollups' partial indexes, dropped for the rebuild, are back and valid.
+    import psycopg
+
+    with psycopg.connect(server_url().rsplit("/", 1)[0] + f"/{bench_database}") as conn:
+        partial = conn.execute(
+            "SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
+            "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
+        ).fetchall()
+    assert partial == [("llmrollup_model_hour_cover", True), ("llmrollup_user_model_hour_cover", True)]
