@@ -6,7 +6,7 @@ from collections.abc import Callable, Hashable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from django.core.exceptions import ValidationError
+from django.core.exceptions import EmptyResultSet, ValidationError
 from django.db import connection, models
 from django.db.models import Q
 
@@ -66,7 +66,10 @@ def rows_by_shape(shape: Hashable, conditions: Sequence[Q | None], build: Callab
     Elsewhere (SQLite, the embedded default) the queryset is built and run each time."""
     if connection.vendor != "postgresql":
         return list(build(*conditions))
-    sql, params = _sql(shape, conditions, build)
+    try:
+        sql, params = _sql(shape, conditions, build)
+    except EmptyResultSet:
+        return []  # Django found that no row can match (a value beyond its column's range)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
@@ -90,7 +93,28 @@ def _sql(shape: Hashable, conditions: Sequence[Q | None], build: Callable[..., m
     if compiled is None:
         return build(*conditions).query.sql_with_params()
     sql, slots = compiled
-    return sql, [(wrap(values[at]) if wrap else values[at]) if bound else at for bound, at, wrap in slots]
+    params = []
+    for bound, at, wrap in slots:
+        if not bound:
+            params.append(at)
+        elif wrap is None:
+            params.append(values[at])
+        elif _fits(wrap, values[at]):
+            params.append(wrap(values[at]))
+        else:
+            # Beyond its column's range: Django answers such a comparison itself (no row),
+            # where the database would refuse the value.
+            return build(*conditions).query.sql_with_params()
+    return sql, params
+
+
+# The range of each integer wrapper Django hands values to psycopg in, by name.
+_WRAPPER_BITS = {"Int2": 16, "Int4": 32, "Int8": 64}
+
+
+def _fits(wrap: Callable[[Any], Any], value: int) -> bool:
+    bits = _WRAPPER_BITS.get(getattr(wrap, "__name__", ""))
+    return bits is not None and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
 
 
 class _Unshaped(Exception):
@@ -160,7 +184,7 @@ def _compile(
         return None
     try:
         sql, params = build(*stand_ins).query.sql_with_params()
-    except (ValidationError, ValueError, TypeError):
+    except (ValidationError, ValueError, TypeError, EmptyResultSet):
         return None
     slots = []
     seen = set()

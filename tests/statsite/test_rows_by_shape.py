@@ -151,3 +151,25 @@ def test_an_integer_is_bound_in_the_wrapper_django_gives_its_column(db):
     )  # fmt: skip
     assert params == ["type", 4, 6]  # Q orders its keyword arguments by name
     assert [type(p) for p in params] == [str, Int2, Int8]
+
+
+def test_an_integer_beyond_its_columns_range_finds_no_row_instead_of_failing(db):
+    from usage.models import EventRollup
+
+    EventRollup.objects.create(grain="type", key="2", bucket=T0, type=2, rows=5)
+    calls = []
+
+    def build(where, other=None):
+        calls.append(where)
+        return EventRollup.objects.filter(where).values_list("type", "rows")
+
+    # A small integer column (PostgreSQL smallint): 40000 and 2**40 are past it, as
+    # 2**70 is past every integer column.
+    for value, want in ((2, [(2, 5)]), (40000, []), (2**40, []), (-(2**20), []), (2**70, []), (2, [(2, 5)])):
+        assert rows_by_shape(("small",), (Q(grain="type", type=value), None), build) == want, value
+
+
+def test_a_condition_no_row_can_match_answers_no_row(people):
+    # Beyond 64 bits: Django finds no row can match and sends no query at all.
+    assert rows_by_shape(("people", "nothing"), (Q(id=2**70), None), Builds()) == []
+    assert rows_by_shape(("people", "nothing"), (Q(id=-(2**70)), None), Builds()) == []

@@ -9,7 +9,7 @@ so PostgreSQL answers them by an index-only scan of a few hundred pages, unsorte
 
 The price: an index that holds the measures makes every update of a rollup row
 non-HOT (PostgreSQL keeps an updated row on its page without touching the indexes
-only when no indexed column changed), which costs ingest about a fifth of its
+only when no indexed column changed), which costs ingest about a sixth of its
 throughput (BENCH.md). SQLite, the embedded database, keeps its plain indexes.
 A test on PostgreSQL checks that these reads are answered by them
 (tests/usage/test_hourly_usage_indexes.py).
