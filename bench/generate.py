@@ -461,6 +461,12 @@ def build_index(url: str, definition: str) -> None:
         conn.execute(definition)
 
 
+def build_indexes(url: str, definitions: list[str]) -> None:
+    """Build DEFINITIONS, INDEX_BUILDERS at a time, in the order given."""
+    with ThreadPoolExecutor(INDEX_BUILDERS) as builders:
+        list(builders.map(lambda d: build_index(url, d), definitions))
+
+
 def load_facts(dataset: DataSet, ids: Ids, start: datetime, workers: int) -> dict:
     """COPY every fact, then rebuild the indexes and ANALYZE. Returns the rows by kind, the
     rows, seconds and rate of each table's COPY, and the seconds of the other steps."""
@@ -486,8 +492,7 @@ def load_facts(dataset: DataSet, ids: Ids, start: datetime, workers: int) -> dic
                 tables[table] = {"rows": copied, "seconds": took, "rows_per_s": round(copied / max(took, 0.1))}
         began = time.monotonic()
         definitions = [d for _, d in sorted(dropped, key=lambda td: BIGGEST_FIRST.index(td[0]))]
-        with ThreadPoolExecutor(INDEX_BUILDERS) as builders:
-            list(builders.map(lambda d: build_index(dataset.url, d), definitions))
+        build_indexes(dataset.url, definitions)
         seconds["indexes"] = round(time.monotonic() - began, 1)
         print(f"  {len(definitions)} indexes built in {seconds['indexes']:.0f}s", flush=True)
         began = time.monotonic()
@@ -521,8 +526,7 @@ def build_rollups(dataset: DataSet) -> None:
     processes = [subprocess.Popen(command, cwd=ROOT, env=env) for command in commands]
     if any(process.wait() for process in processes):
         raise RuntimeError("rebuilding the rollups failed (see above)")
-    with ThreadPoolExecutor(INDEX_BUILDERS) as builders:
-        list(builders.map(lambda d: build_index(dataset.url, d), [definition for _, definition in dropped]))
+    build_indexes(dataset.url, [definition for _, definition in dropped])
 
 
 def fill(dataset: DataSet, workers: int) -> dict:

@@ -67,13 +67,18 @@ def test_one_accounts_usage_by_hour_is_an_index_only_scan_in_the_answers_order(h
     assert "Sort" not in plan, plan
 
 
-def test_the_indexes_hold_only_their_own_grains_rows(hours):
+def partial_indexes(column: str) -> list[tuple]:
+    """(name, COLUMN of pg_index) of each partial index of the LLM rollups, by name."""
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT indexrelid::regclass::text, pg_get_expr(indpred, indrelid) FROM pg_index "
+            f"SELECT indexrelid::regclass::text, {column} FROM pg_index "
             "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
         )
-        predicates = dict(cursor.fetchall())
+        return cursor.fetchall()
+
+
+def test_the_indexes_hold_only_their_own_grains_rows(hours):
+    predicates = dict(partial_indexes("pg_get_expr(indpred, indrelid)"))
     assert predicates == {
         "llmrollup_model_hour_cover": "((grain)::text = 'model'::text)",
         "llmrollup_user_model_hour_cover": "((grain)::text = 'user_model'::text)",
@@ -90,9 +95,6 @@ def test_the_migration_builds_again_an_index_an_interrupted_build_left_invalid()
         )
     with connection.schema_editor(atomic=False) as editor:
         migration.create(apps, editor)
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
-            "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
-        )
-        assert cursor.fetchall() == [("llmrollup_model_hour_cover", True), ("llmrollup_user_model_hour_cover", True)]
+    assert partial_indexes("indisvalid") == [
+        ("llmrollup_model_hour_cover", True), ("llmrollup_user_model_hour_cover", True)
+    ]  # fmt: skip
