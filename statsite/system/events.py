@@ -236,7 +236,8 @@ class EventHub:
             self._task = self.loop.create_task(self._run(), name="statsite-event-hub")
             install_shutdown_hook()
         try:
-            await asyncio.wait_for(self._ready.wait(), timeout)
+            async with asyncio.timeout(timeout):
+                await self._ready.wait()
         except TimeoutError:
             raise HubUnavailable("The event stream cannot reach the database.") from None
         if self._closing:
@@ -360,7 +361,8 @@ class EventHub:
             if not self.subscribers:
                 deadline = min(deadline, self._demand_at + STOP_GRACE_SECONDS)
             try:
-                await asyncio.wait_for(self._wake.wait(), max(0.0, deadline - self.loop.time()))
+                async with asyncio.timeout_at(deadline):
+                    await self._wake.wait()
                 woken = True
             except TimeoutError:
                 woken = False
@@ -557,9 +559,11 @@ async def stream(hub: EventHub, start_after: int | None) -> AsyncIterator[bytes]
         next_keepalive = hub.loop.time() + keepalive
         while not subscriber.dropped:
             try:
-                kind, value, chunk = await asyncio.wait_for(
-                    subscriber.queue.get(), max(0.0, next_keepalive - hub.loop.time())
-                )
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that
+                # meets an item arriving in the same turn of the loop, and the stream
+                # of a client gone would live on unseen. timeout_at lets it through.
+                async with asyncio.timeout_at(next_keepalive):
+                    kind, value, chunk = await subscriber.queue.get()
             except TimeoutError:
                 next_keepalive = hub.loop.time() + keepalive
                 yield KEEPALIVE

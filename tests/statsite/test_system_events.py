@@ -378,3 +378,46 @@ def test_a_replay_that_keeps_failing_ends_the_stream_with_the_error(monkeypatch)
     monkeypatch.setattr(events, "REPLAY_RETRY_SECONDS", 0.01)
     with pytest.raises(OperationalError):
         asyncio.run(events.replay_in_worker(7))
+
+
+def test_a_stream_cancelled_as_an_event_reaches_it_still_ends_and_unsubscribes(monkeypatch):
+    # The server cancels a stream when its client goes. Should an event land in the
+    # stream's queue in the same turn of the loop, the cancellation must still win:
+    # a stream that swallowed it would live on unseen (the server drops what it sends
+    # to a closed connection), and keep the hub and its connections open for ever.
+    async def no_replay(after):
+        return after, []
+
+    monkeypatch.setattr(events, "replay_in_worker", no_replay)
+
+    async def body():
+        hub = events.EventHub(asyncio.get_running_loop())
+
+        async def ready(timeout=events.READY_TIMEOUT):
+            return None
+
+        async def status_chunk():
+            return b"status"
+
+        monkeypatch.setattr(hub, "ready", ready)
+        monkeypatch.setattr(hub, "status_chunk", status_chunk)
+        received = []
+
+        async def client():
+            async for chunk in events.stream(hub, 0):
+                received.append(chunk)
+
+        task = asyncio.ensure_future(client())
+        for _ in range(200):
+            await asyncio.sleep(0.005)
+            if received and all(s.queue._getters for s in hub.subscribers):
+                break
+        assert len(hub.subscribers) == 1 and received  # waiting on its queue, status sent
+
+        hub._broadcast(("metric", None, b"event: metric\n\n"))
+        task.cancel()
+        done, _ = await asyncio.wait([task], timeout=2)
+        assert task in done and task.cancelled()
+        assert not hub.subscribers
+
+    asyncio.run(body())
