@@ -23,15 +23,15 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from decimal import ROUND_HALF_UP, Decimal
-from functools import partial
-from operator import itemgetter
-from typing import Any, Literal, NotRequired, TypedDict
+from functools import partial, reduce
+from operator import add, itemgetter
+from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection
-from django.db.models import BigIntegerField, Case, CharField, F, Func, Q, Value, When
+from django.db.models import BigIntegerField, Case, CharField, Expression, F, Func, Q, Sum, Value, When
 from django.db.models.functions import Cast, Collate, TruncDate, TruncHour
 from django.utils import timezone
 
@@ -271,6 +271,32 @@ def pick_grain(kind: str, dimensions: Iterable[str], tier: str = "hour") -> str 
 
 
 @dataclass(frozen=True)
+class _SumOf:
+    """A measure read as the sum of integer measures of its rollup (an item's tokens:
+    prompt + completion), added up in the database, so that one column instead of
+    several crosses to the driver and is converted there: a month of hourly usage by
+    model is 35,000 rows. Merged by sum, as its parts are."""
+
+    parts: tuple  # of rollups.Measure, each a sum of integers
+    merge: ClassVar[str] = "sum"
+
+    @property
+    def name(self) -> str:
+        return "+".join(part.name for part in self.parts)
+
+    def row_value(self) -> Expression:
+        """Its value in one rollup row."""
+        return reduce(add, (F(part.name) for part in self.parts))
+
+    def over_rollups(self) -> Expression:
+        return Cast(Sum(self.row_value()), BigIntegerField())
+
+    def aggregate(self) -> Expression:
+        """Its value over fact rows: the sum of its parts' own aggregates."""
+        return Cast(reduce(add, (part.aggregate() for part in self.parts)), BigIntegerField())
+
+
+@dataclass(frozen=True)
 class _Query:
     """What one usage() call asks, resolved against its rollup spec."""
 
@@ -331,8 +357,10 @@ def usage(
 
 def _query(
     kind: str, group_by: Sequence[str], filters: dict[str, Any] | None, series: str | None, tz: tzinfo | None,
-    measures: Sequence[str] | None, order: tuple[int, ...] | None = None,
+    measures: Sequence[str] | None, order: tuple[int, ...] | None = None, summed: Sequence[Sequence[str]] = (),
 ) -> _Query:
+    """The query of one usage() call. SUMMED: further measures, each the sum of the
+    integer measures it names, after those of MEASURES."""
     rollup = spec(kind)
     filters = dict(filters or {})
     if series not in (None, *SERIES):
@@ -341,7 +369,8 @@ def _query(
     if unknown:
         raise ValueError(f"unknown dimensions for {kind}: {sorted(unknown)}")
     query = _Query(
-        kind, tuple(group_by), filters, series, tz or stats_zone(), _chosen_measures(rollup, measures), order
+        kind, tuple(group_by), filters, series, tz or stats_zone(),
+        (*_chosen_measures(rollup, measures), *_sums_of(rollup, summed)), order,
     )
     if order is not None and sorted(order) != list(range(len(query.keys))):
         raise ValueError("order must name every group key once")
@@ -412,6 +441,14 @@ def _in_order(
             else:
                 rows[at] = rest
     return rows
+
+
+def _sums_of(rollup, summed: Sequence[Sequence[str]]) -> tuple[_SumOf, ...]:
+    by_name = {m.name: m for m in rollup.measures}
+    for parts in summed:
+        if not parts or not set(parts) <= rollup.integer_sums:
+            raise ValueError(f"only integer sums of {rollup.kind} can be summed: {sorted(rollup.integer_sums)}")
+    return tuple(_SumOf(tuple(by_name[part] for part in parts)) for parts in summed)
 
 
 def _chosen_measures(rollup, measures: Sequence[str] | None) -> tuple:
@@ -544,7 +581,9 @@ def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: 
         # Tens of thousands of plain columns: read in usage()'s order (the merge keeps it).
         columns = [_in_code_point_order(query, name) for name in (*query.group_by, "bucket")]
         ordered = [columns[i] for i in query.order] if query.order else columns
-        return _with_sign(rows, negative).values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
+        sums = {m.name: m.row_value() for m in query.measures if isinstance(m, _SumOf)}
+        rows = _with_sign(rows.annotate(**sums) if sums else rows, negative)
+        return rows.values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
     return _grouped(_with_sign(rows, negative), keys, _read_as_they_are(query, "over_rollups"))
 
 
@@ -808,17 +847,18 @@ def usage_by_model_hour(
     seconds. A partial edge hour is summed under its own hour. Ordered by hour, then
     model. A month of hours by model is tens of thousands of items: they are built
     straight from usage()'s merged rows."""
+    tokens = ("prompt_tokens", "completion_tokens")
     query = _query(
         "llm", ("model_name",), {"user_id": account.pk} if account is not None else {}, "hour", UTC,
-        ("requests", "quota", "prompt_tokens", "completion_tokens"), order=(1, 0),
+        ("requests", "quota"), order=(1, 0), summed=(tokens,),
     )
     named = {"user_id": account.pk, "username": account.username} if account is not None else {}
-    # Rows: model, hour, then the measures in the spec's order (all integers).
+    # Rows: model, hour, then the measures in the spec's order, then the tokens (all integers).
     at = {name: i for i, name in enumerate([*query.keys, *(m.name for m in query.measures)])}
-    requests, quota, prompt, completion = (at[n] for n in ("requests", "quota", "prompt_tokens", "completion_tokens"))
+    requests, quota, token_used = at["requests"], at["quota"], at["+".join(tokens)]
     return [
-        {"model_name": row[0], "count": row[requests], "quota": row[quota],
-         "token_used": row[prompt] + row[completion], "created_at": row[1], **named}
+        {"model_name": row[0], "count": row[requests], "quota": row[quota], "token_used": row[token_used],
+         "created_at": row[1], **named}
         for row in _merged_rows(query, start, end, "counted")
     ]  # fmt: skip
 

@@ -267,6 +267,41 @@ def test_usage_by_model_hour_equals_a_scan_of_the_raw_rows_in_hour_then_model_or
         }
 
 
+TOKENS = ("prompt_tokens", "completion_tokens")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    edges=window,
+    seconds=st.tuples(st.integers(0, 59), st.integers(0, 59)),
+    open_side=st.sampled_from([None, "start", "both"]),
+    group_by=st.sampled_from(DIMENSION_SETS),
+    series=st.sampled_from([None, "hour", "day"]),
+)
+def test_a_summed_measure_equals_the_sum_of_its_parts_whatever_the_rows_read(
+    dataset, edges, seconds, open_side, group_by, series
+):
+    # One column for prompt + completion tokens, summed in the database over hour, day
+    # and all-time rollup rows and over the raw edges alike.
+    start = None if open_side else T0 + timedelta(minutes=edges[0], seconds=seconds[0])
+    end = None if open_side == "both" else T0 + timedelta(minutes=sum(edges), seconds=seconds[1])
+    query = selectors._query("llm", group_by, {}, series, UTC, ("requests",), summed=(TOKENS,))
+    assert [m.name for m in query.measures] == ["requests", "prompt_tokens+completion_tokens"]
+    got = selectors._merged_rows(query, start, end, "counted")
+    parts = selectors.usage("llm", start=start, end=end, group_by=group_by, series=series, tz=UTC,
+                            measures=("requests", *TOKENS))  # fmt: skip
+    assert [tuple(row[-2:]) for row in got] == [
+        (row["requests"], row["prompt_tokens"] + row["completion_tokens"]) for row in parts
+    ]
+    assert [tuple(row[: len(group_by)]) for row in got] == [tuple(row[k] for k in group_by) for row in parts]
+
+
+@pytest.mark.parametrize("parts", [(), ("prompt_tokens", "cost"), ("prompt_tokens", "last_at"), ("tokens",)])
+def test_only_integer_sums_of_a_rollup_can_be_summed(parts):
+    with pytest.raises(ValueError, match="only integer sums of llm can be summed"):
+        selectors._query("llm", (), {}, None, UTC, None, summed=(parts,))
+
+
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     first_day=st.integers(0, 1),
