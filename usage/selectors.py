@@ -847,15 +847,15 @@ def usage_by_model_hour(
     seconds. A partial edge hour is summed under its own hour. Ordered by hour, then
     model. A month of hours by model is tens of thousands of items: they are built
     straight from usage()'s merged rows."""
-    tokens = ("prompt_tokens", "completion_tokens")
     query = _query(
         "llm", ("model_name",), {"user_id": account.pk} if account is not None else {}, "hour", UTC,
-        ("requests", "quota"), order=(1, 0), summed=(tokens,),
+        ("requests", "quota"), order=(1, 0), summed=(("prompt_tokens", "completion_tokens"),),
     )
     named = {"user_id": account.pk, "username": account.username} if account is not None else {}
-    # Rows: model, hour, then the measures in the spec's order, then the tokens (all integers).
+    # Rows: model, hour, then the measures in the spec's order, then the tokens, summed
+    # measures coming last (all integers).
     at = {name: i for i, name in enumerate([*query.keys, *(m.name for m in query.measures)])}
-    requests, quota, token_used = at["requests"], at["quota"], at["+".join(tokens)]
+    requests, quota, token_used = at["requests"], at["quota"], at[query.measures[-1].name]
     return [
         {"model_name": row[0], "count": row[requests], "quota": row[quota], "token_used": row[token_used],
          "created_at": row[1], **named}
