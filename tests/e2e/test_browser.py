@@ -82,6 +82,14 @@ def browser(server) -> Iterator:
         shutil.rmtree(profile, ignore_errors=True)
 
 
+@pytest.fixture
+def as_staff(browser, server) -> None:
+    """The browser signed in as the staff account. Each test that needs it signs in
+    itself: pytest-xdist may run this module's tests in different processes, each with
+    a browser of its own that no earlier test has signed in."""
+    log_in(browser, server, *STAFF)
+
+
 def shell_json(server, code: str) -> dict:
     """Run CODE in `manage.py shell` against the server's database; it must print one JSON line."""
     return json.loads(server.manage("shell", "-c", code).strip().splitlines()[-1])
@@ -186,7 +194,7 @@ def test_staff_see_the_dashboard_and_change_its_range(browser, server):
     screenshot(browser, "dashboard-30d.png")
 
 
-def test_a_bad_custom_range_is_a_form_error(browser, server):
+def test_a_bad_custom_range_is_a_form_error(browser, server, as_staff):
     from selenium.webdriver.common.by import By
 
     browser.get(server.base + "/admin/dashboard/?range=custom&start=2026-05-10&end=2026-05-01")
@@ -194,7 +202,7 @@ def test_a_bad_custom_range_is_a_form_error(browser, server):
     assert browser.find_element(By.ID, "dashboard-errors")
 
 
-def test_staff_open_a_log(browser, server):
+def test_staff_open_a_log(browser, server, as_staff):
     from selenium.webdriver.common.by import By
 
     browser.get(server.base + "/admin/logs/log/")
@@ -203,7 +211,7 @@ def test_staff_open_a_log(browser, server):
     assert browser.find_element(By.CSS_SELECTOR, "#content h1").text.startswith("View log")
 
 
-def test_staff_purge_with_confirmation_and_see_the_audit_row(browser, server):
+def test_staff_purge_with_confirmation_and_see_the_audit_row(browser, server, as_staff):
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
