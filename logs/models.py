@@ -32,15 +32,18 @@ class Log(models.Model):
         ERROR = "error"
 
     # --- the gateway log document's fields ---
+    # The foreign keys' lookups are served by the (key, created_at) indexes below, which
+    # lead with them: no index of their own.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="logs",
+        db_index=False,
     )
     username = models.CharField(max_length=150, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     type = models.PositiveSmallIntegerField(choices=Type.choices)
     content = models.TextField(blank=True)
     token = models.ForeignKey(
-        "usage.RelayKey", null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+        "usage.RelayKey", null=True, blank=True, on_delete=models.PROTECT, related_name="logs", db_index=False
     )
     token_name = models.CharField(max_length=100, blank=True)
     model_name = models.CharField(max_length=128, blank=True)
@@ -64,7 +67,7 @@ class Log(models.Model):
     success = models.BooleanField(default=True)
     level = models.CharField(max_length=5, choices=Level.choices, default=Level.INFO)
     chat_id = models.CharField(max_length=128, blank=True)
-    request_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    request_id = models.CharField(max_length=128, null=True, blank=True)  # unique: Meta.constraints
 
     objects = LogQuerySet.as_manager()
 
@@ -78,6 +81,10 @@ class Log(models.Model):
             ),
             # Ingest refuses older facts; the all-time rollups count from here (usage.rollups).
             models.CheckConstraint(condition=models.Q(created_at__gte=EARLIEST_FACT), name="log_not_before_2000"),
+            # Ingest retries: a request id is stored once. A constraint rather than
+            # unique=True, which on PostgreSQL also builds a pattern-matching (LIKE) index
+            # that no query uses, written on every insert.
+            models.UniqueConstraint(fields=["request_id"], name="log_request_id_unique"),
         ]
         indexes = [
             # /api/log/ page ordering (created_at desc, id desc) and purge by age.

@@ -46,9 +46,10 @@ class Message(models.Model):
     """One chat message (append-only fact)."""
 
     message_id = models.CharField(max_length=128, null=True, blank=True)
-    chat = models.ForeignKey(Chat, on_delete=models.PROTECT, related_name="messages")
+    # Both keys are served by indexes below that lead with them: no index of their own.
+    chat = models.ForeignKey(Chat, on_delete=models.PROTECT, related_name="messages", db_index=False)
     sender = models.ForeignKey(
-        Participant, null=True, blank=True, on_delete=models.PROTECT, related_name="messages"
+        Participant, null=True, blank=True, on_delete=models.PROTECT, related_name="messages", db_index=False
     )
     sent_by_bot = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)

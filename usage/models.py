@@ -102,8 +102,9 @@ class ToolCall(models.Model):
 
     tool_id = models.CharField(max_length=128)
     tool_name = models.CharField(max_length=200, blank=True)
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="tool_calls"
+    user = models.ForeignKey(  # indexed by toolcall_user_time_idx, which leads with it
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="tool_calls",
+        db_index=False,
     )
     username = models.CharField(max_length=150, blank=True)
     chat_id = models.CharField(max_length=128, blank=True)
@@ -113,13 +114,15 @@ class ToolCall(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     cost = models.DecimalField(**COST_DIGITS, default=Decimal(0))
     created_at = models.DateTimeField(default=timezone.now)
-    request_id = models.CharField(max_length=128, unique=True, null=True, blank=True)
+    request_id = models.CharField(max_length=128, null=True, blank=True)  # unique: Meta.constraints
 
     objects = ToolCallQuerySet.as_manager()
 
     class Meta:
         constraints = [
             models.CheckConstraint(condition=models.Q(created_at__gte=EARLIEST_FACT), name="toolcall_not_before_2000"),
+            # As logs.Log's: a constraint, without the LIKE index unique=True brings.
+            models.UniqueConstraint(fields=["request_id"], name="toolcall_request_id_unique"),
         ]
         indexes = [
             # /api/logs/tools newest first, and purge by age.

@@ -1,0 +1,50 @@
+"""Schema operations the apps' migrations share."""
+
+from __future__ import annotations
+
+from django.db import migrations
+
+
+def drop_surplus_indexes(
+    table: str,
+    indexes: dict[str, str],
+    *,
+    postgres_indexes: dict[str, str] | None = None,
+    renamed_constraint: tuple[str, str] | None = None,
+) -> migrations.RunPython:
+    """Drop TABLE's INDEXES (name -> its columns, as `CREATE INDEX name ON table ...`
+    takes them to build it again when the migration is reversed), and on PostgreSQL
+    also POSTGRES_INDEXES, and rename its constraint RENAMED_CONSTRAINT (old name, new
+    name). What is done already (an index gone, a constraint renamed) is skipped;
+    nothing is rebuilt or validated again, whatever the table's size."""
+    postgres_indexes = postgres_indexes or {}
+
+    def on(schema_editor) -> tuple[dict[str, str], tuple[str, str] | None]:
+        if schema_editor.connection.vendor == "postgresql":
+            return {**indexes, **postgres_indexes}, renamed_constraint
+        return indexes, None
+
+    def rename(schema_editor, old: str, new: str) -> None:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT 1 FROM pg_constraint WHERE conrelid = to_regclass(%s) AND conname = %s", [f'"{table}"', old]
+            )
+            if cursor.fetchone() is None:
+                return
+        schema_editor.execute(f'ALTER TABLE "{table}" RENAME CONSTRAINT "{old}" TO "{new}"')
+
+    def forwards(apps, schema_editor) -> None:
+        dropped, renamed = on(schema_editor)
+        for name in dropped:
+            schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
+        if renamed:
+            rename(schema_editor, *renamed)
+
+    def backwards(apps, schema_editor) -> None:
+        dropped, renamed = on(schema_editor)
+        for name, definition in dropped.items():
+            schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" {definition}')
+        if renamed:
+            rename(schema_editor, *reversed(renamed))
+
+    return migrations.RunPython(forwards, backwards)

@@ -1,0 +1,104 @@
+"""The fact tables carry no index another one already serves: every insert writes each
+index, so one whose columns begin another's (a foreign key's own index beside a
+(key, created_at) one), or the LIKE index PostgreSQL builds for `unique=True` text,
+is paid for at ingest and read by nothing (migrations logs 0003, usage 0007,
+messaging 0004). And the request ids stay unique: retries depend on it."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+from django.apps import apps
+from django.db import IntegrityError, connection, transaction
+
+from logs.models import Log
+from messaging.models import Message
+from usage.models import ToolCall
+
+pytestmark = pytest.mark.django_db
+
+FACTS = (Log, ToolCall, Message)
+
+
+def indexes(model) -> dict[str, dict]:
+    with connection.cursor() as cursor:
+        found = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    return {name: info for name, info in found.items() if info["index"] or info["unique"]}
+
+
+@pytest.mark.parametrize("model", FACTS, ids=lambda m: m.__name__)
+def test_no_plain_index_is_the_leading_columns_of_another(model):
+    found = indexes(model)
+    surplus = [
+        (name, other)
+        for name, info in found.items()
+        if not info["unique"] and not info["primary_key"]
+        for other, wider in found.items()
+        if other != name and wider["columns"][: len(info["columns"])] == info["columns"]
+    ]
+    assert not surplus, surplus
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's LIKE indexes")
+@pytest.mark.parametrize("model", FACTS, ids=lambda m: m.__name__)
+def test_no_pattern_matching_index(model):
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexdef FROM pg_indexes WHERE tablename = %s", [model._meta.db_table])
+        definitions = [definition for (definition,) in cursor.fetchall()]
+    assert definitions and not [d for d in definitions if "pattern_ops" in d], definitions
+
+
+@pytest.mark.parametrize("model", FACTS, ids=lambda m: m.__name__)
+def test_each_foreign_key_is_still_served_by_an_index_that_leads_with_it(model):
+    leading = {info["columns"][0] for info in indexes(model).values()}
+    keys = [f.column for f in model._meta.concrete_fields if f.is_relation]
+    assert keys and set(keys) <= leading, (keys, leading)
+
+
+@pytest.mark.parametrize("model", (Log, ToolCall), ids=lambda m: m.__name__)
+def test_a_request_id_is_stored_once(model, django_user_model):
+    fields = {"tool_id": "search"} if model is ToolCall else {"type": Log.Type.CONSUME}
+    model.objects.create(request_id="req-1", **fields)
+    model.objects.create(request_id=None, **fields)
+    model.objects.create(request_id=None, **fields)  # no id: never a duplicate
+    with pytest.raises(IntegrityError), transaction.atomic():
+        model.objects.create(request_id="req-1", **fields)
+    assert model.objects.filter(request_id="req-1").count() == 1
+
+
+class _Editor:
+    """What the migrations' functions use of a schema editor: its connection and execute()."""
+
+    connection = connection
+
+    def execute(self, sql: str) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+
+
+@pytest.mark.parametrize(
+    "migration, model, foreign_key_indexes",
+    [
+        ("logs.migrations.0003_no_duplicate_indexes", Log, {"logs_log_user_id_f24e8690", "logs_log_token_id_633204ad"}),
+        ("usage.migrations.0007_no_duplicate_indexes", ToolCall, {"usage_toolcall_user_id_a629ffc9"}),
+        ("messaging.migrations.0004_no_duplicate_indexes", Message,
+         {"messaging_message_chat_id_fe8aa54c", "messaging_message_sender_id_7a7088e6"}),
+    ],
+    ids=lambda value: value.__name__ if isinstance(value, type) else "",
+)
+def test_the_migrations_build_the_indexes_again_when_reversed_and_drop_them_again(
+    migration, model, foreign_key_indexes
+):
+    operation = importlib.import_module(migration).SURPLUS_INDEXES
+    current = set(indexes(model))
+    operation.reverse_code(apps, _Editor())
+    back = set(indexes(model)) - current
+    postgres = connection.vendor == "postgresql"
+    assert foreign_key_indexes <= back
+    # On PostgreSQL the unique request id's LIKE index, and the constraint's old name.
+    assert len(back - foreign_key_indexes) == (2 if postgres and model is not Message else 0), back
+    operation.code(apps, _Editor())
+    assert set(indexes(model)) == current
+    operation.code(apps, _Editor())  # again: what is gone already is skipped
+    assert set(indexes(model)) == current
