@@ -22,6 +22,7 @@ SAMPLES = [
     {1: "int keys", 2: {"nested": [None, True, False, [], {}]}},
     [{"chat_123456": {"chat_name": "技术交流群", "total_stats": {"total": 450}}}],
     {"huge": 2**70},
+    {"near separators": "wait… → done — ok", "mixed": "… \u2028 →"},  # the separators' lead byte, other characters
 ]
 
 
