@@ -149,3 +149,14 @@ def test_membership_in_a_long_list_is_one_array_parameter_on_postgresql(make_use
 
     assert found == {"ann", "cat"}  # a longer name is not cut down to a stored one
     assert len(parts) == (1 if connection.vendor == "postgresql" else 3)
+
+
+def test_membership_in_a_long_list_of_ids(make_user):
+    kept = [make_user(name).pk for name in ("ann", "ben", "cat")]
+    ids = [kept[0], kept[2], -1, 0, 2**31 - 1, *range(10**6, 10**6 + 2000)]
+
+    parts = list(each_part("pk", ids))
+    found = {u.pk for where in parts for u in get_user_model().objects.filter(where)}
+
+    assert found == {kept[0], kept[2]}
+    assert len(parts) == (1 if connection.vendor == "postgresql" else 5)
