@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.db import migrations
+from django.db import migrations, models
 
 
 def drop_surplus_indexes(
@@ -48,3 +48,16 @@ def drop_surplus_indexes(
             rename(schema_editor, *reversed(renamed))
 
     return migrations.RunPython(forwards, backwards)
+
+
+def unique_request_id(model_name: str, constraint: str) -> list[migrations.operations.base.Operation]:
+    """The state of MODEL_NAME's `request_id` made unique by the constraint CONSTRAINT
+    rather than by `unique=True` (which on PostgreSQL also builds a LIKE index)."""
+    return [
+        migrations.AlterField(
+            model_name=model_name, name="request_id", field=models.CharField(blank=True, max_length=128, null=True)
+        ),
+        migrations.AddConstraint(
+            model_name=model_name, constraint=models.UniqueConstraint(fields=("request_id",), name=constraint)
+        ),
+    ]

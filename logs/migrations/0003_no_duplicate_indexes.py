@@ -18,7 +18,7 @@ new name. (On SQLite the column keeps its inline UNIQUE, which enforces the same
 from django.conf import settings
 from django.db import migrations, models
 
-from statsite.migration_operations import drop_surplus_indexes
+from statsite.migration_operations import drop_surplus_indexes, unique_request_id
 
 UNIQUE_REQUEST_ID = "log_request_id_unique"
 
@@ -56,15 +56,7 @@ class Migration(migrations.Migration):
                         related_name="logs", to="usage.relaykey",
                     ),
                 ),
-                migrations.AlterField(
-                    model_name="log",
-                    name="request_id",
-                    field=models.CharField(blank=True, max_length=128, null=True),
-                ),
-                migrations.AddConstraint(
-                    model_name="log",
-                    constraint=models.UniqueConstraint(fields=("request_id",), name=UNIQUE_REQUEST_ID),
-                ),
+                *unique_request_id("log", UNIQUE_REQUEST_ID),
             ],
         ),
     ]

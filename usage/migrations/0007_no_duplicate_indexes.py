@@ -7,7 +7,7 @@ Nothing is rebuilt or validated again; on SQLite the column keeps its inline UNI
 from django.conf import settings
 from django.db import migrations, models
 
-from statsite.migration_operations import drop_surplus_indexes
+from statsite.migration_operations import drop_surplus_indexes, unique_request_id
 
 UNIQUE_REQUEST_ID = "toolcall_request_id_unique"
 
@@ -37,15 +37,7 @@ class Migration(migrations.Migration):
                         related_name="tool_calls", to=settings.AUTH_USER_MODEL,
                     ),
                 ),
-                migrations.AlterField(
-                    model_name="toolcall",
-                    name="request_id",
-                    field=models.CharField(blank=True, max_length=128, null=True),
-                ),
-                migrations.AddConstraint(
-                    model_name="toolcall",
-                    constraint=models.UniqueConstraint(fields=("request_id",), name=UNIQUE_REQUEST_ID),
-                ),
+                *unique_request_id("toolcall", UNIQUE_REQUEST_ID),
             ],
         ),
     ]
