@@ -57,7 +57,7 @@ def test_each_foreign_key_is_still_served_by_an_index_that_leads_with_it(model):
 
 
 @pytest.mark.parametrize("model", (Log, ToolCall), ids=lambda m: m.__name__)
-def test_a_request_id_is_stored_once(model, django_user_model):
+def test_a_request_id_is_stored_once(model):
     fields = {"tool_id": "search"} if model is ToolCall else {"type": Log.Type.CONSUME}
     model.objects.create(request_id="req-1", **fields)
     model.objects.create(request_id=None, **fields)
