@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import uuid
+import weakref
 from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 
 import pytest
 from django.utils.translation import gettext_lazy
 from rest_framework.renderers import JSONRenderer as DRFJSONRenderer
+from rest_framework.test import APIRequestFactory
 
 from statsite.renderers import JSONRenderer
+from usage.api.views import LLMStatsView
 
 SAMPLES = [
     {"success": True, "message": "", "data": [{"model_name": "gpt-4o", "count": 3, "created_at": 1640995200}]},
@@ -48,3 +52,57 @@ def test_a_pretty_printed_answer_is_drfs_own():
 
 def test_nothing_renders_as_an_empty_body():
     assert JSONRenderer().render(None) == b""
+
+
+# --- letting go of the answer ------------------------------------------------------------------
+
+LLM_STATS = "/llm/stats?period_type=daily&days=7"
+
+
+@pytest.fixture
+def without_the_collector():
+    """Only reference counting frees objects meanwhile: what the collector would
+    free later (a cycle) stays."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()
+
+
+def rendered_answer(service_key):
+    request = APIRequestFactory().get(LLM_STATS, HTTP_X_API_KEY=service_key)
+    response = LLMStatsView.as_view()(request)
+    response.render()
+    assert response.status_code == 200
+    assert json.loads(response.content)["total_requests"] == 0
+    return response
+
+
+def test_a_rendered_answer_is_freed_as_soon_as_the_server_drops_it(service_key, without_the_collector):
+    response = rendered_answer(service_key)
+    answer = weakref.ref(response)
+    del response
+    assert answer() is None
+
+
+def test_drf_alone_would_leave_the_answer_to_the_collector(service_key, without_the_collector, monkeypatch):
+    # What the renderer's release prevents: the answer outlives the request in cycles.
+    monkeypatch.setattr(JSONRenderer, "_release", lambda self, context: None)
+    response = rendered_answer(service_key)
+    answer = weakref.ref(response)
+    del response
+    assert answer() is not None
+    gc.collect()
+    assert answer() is None
+
+
+def test_rendering_twice_writes_the_same_body(service_key):
+    response = rendered_answer(service_key)
+    assert response.rendered_content == response.content
+
+
+def test_the_browsable_api_still_reads_the_response_it_renders(client, admin, admin_headers):
+    response = client.get("/api/data/self", HTTP_ACCEPT="text/html", **admin_headers)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert b"&quot;success&quot;: true" in response.content
