@@ -1,6 +1,8 @@
-"""Shared fixtures: clients and every kind of caller."""
+"""Shared fixtures: clients, every kind of caller, and the garbage collector held off."""
 
 from __future__ import annotations
+
+import gc
 
 import pytest
 from django.contrib.auth import get_user_model
@@ -93,3 +95,13 @@ def post_json(api):
         return api.post(path, data=body, format="json", **headers)
 
     return post
+
+
+@pytest.fixture
+def without_the_collector():
+    """Only reference counting frees objects meanwhile: what the collector would
+    free later (a cycle) stays."""
+    gc.collect()
+    gc.disable()
+    yield
+    gc.enable()

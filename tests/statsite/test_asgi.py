@@ -74,16 +74,6 @@ def test_the_application_is_the_sync_chain_handler():
 # --- letting go of the response ----------------------------------------------------------------
 
 
-@pytest.fixture
-def without_the_collector():
-    """Only reference counting frees objects meanwhile: what the collector would
-    free later (a cycle) stays."""
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
-
-
 def served_response(application, monkeypatch, path: str = "/healthz") -> tuple[int, weakref.ref]:
     """Serve one request as uvicorn does, which reports the client gone once the
     response is complete: its status, and a weak reference to the response sent."""

@@ -59,16 +59,6 @@ def test_nothing_renders_as_an_empty_body():
 LLM_STATS = "/llm/stats?period_type=daily&days=7"
 
 
-@pytest.fixture
-def without_the_collector():
-    """Only reference counting frees objects meanwhile: what the collector would
-    free later (a cycle) stays."""
-    gc.collect()
-    gc.disable()
-    yield
-    gc.enable()
-
-
 def rendered_answer(service_key):
     request = APIRequestFactory().get(LLM_STATS, HTTP_X_API_KEY=service_key)
     response = LLMStatsView.as_view()(request)
