@@ -51,6 +51,7 @@ from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F, Max
 
+from statsite.request_threads import current_request_thread
 from statsite.system import notify, snapshots
 
 logger = logging.getLogger("statsite.events")
@@ -507,11 +508,16 @@ def install_shutdown_hook() -> None:
 def release_request_thread() -> None:
     """Let go of the thread this request was given for its synchronous middleware.
 
-    Django serves each request in its own thread-sensitive context, whose worker
-    thread stays until the response ends: for a stream, hours of an idle thread per
-    client. By the time the stream starts, the middleware has run and that thread
-    is idle, so it is shut down now; the few synchronous calls at the very end of
-    the response get a fresh one. Skipped quietly if asgiref's internals differ."""
+    The request holds that thread until its response ends: for a stream, hours of an
+    idle thread per client. By the time the stream starts, the middleware has run
+    and the thread is idle, so it goes back now: to the application's kept threads
+    (statsite.request_threads), or, under Django's own handler, it is shut down.
+    The few synchronous calls at the very end of the response borrow one again.
+    Under Django's handler this is skipped quietly if asgiref's internals differ."""
+    request_thread = current_request_thread.get()
+    if request_thread is not None:
+        request_thread.release()
+        return
     context_var = getattr(SyncToAsync, "thread_sensitive_context", None)
     executors = getattr(SyncToAsync, "context_to_thread_executor", None)
     if context_var is None or not isinstance(executors, MutableMapping):

@@ -1,20 +1,26 @@
 """The ASGI application: the middleware runs as one synchronous chain, entered once per
 request, rather than crossing between the request's thread and the event loop at
 every middleware (the event stream, its one async view, is tested end to end in
-tests/e2e)."""
+tests/e2e); each response is freed once sent; and requests run on threads kept from one
+request to the next."""
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import threading
 import weakref
 
 import pytest
 from asgiref.sync import SyncToAsync
 from asgiref.testing import ApplicationCommunicator
 from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_started
+from django.db import connections
 
 from statsite.asgi import SyncChainASGIHandler
+from statsite.request_threads import RequestThread, RequestThreads, current_request_thread
+from statsite.system.events import release_request_thread
 
 
 def http_scope(path: str) -> dict:
@@ -136,3 +142,122 @@ def test_djangos_listener_would_leave_it_to_the_collector(application, without_t
     assert response() is not None
     gc.collect()
     assert response() is None
+
+
+# --- the threads requests run on ---------------------------------------------------------------
+
+
+def threads_serving(application, monkeypatch, requests: int = 2, *, at_once: bool = False) -> list[threading.Thread]:
+    """The thread each of REQUESTS requests to /healthz began its synchronous work on
+    (where Django's request_started receivers run), served one after another, or all
+    at once (each then waits in its receiver until all have arrived)."""
+    seen: list[threading.Thread] = []
+    arrived = threading.Barrier(requests if at_once else 1, timeout=10)
+
+    def receiver(**kwargs) -> None:
+        seen.append(threading.current_thread())
+        arrived.wait()
+
+    request_started.connect(receiver, dispatch_uid="threads_serving")
+    try:
+        async def serve_all() -> list[int]:
+            calls = [serve(application, "/healthz") for _ in range(requests)]
+            if at_once:
+                return await asyncio.gather(*calls)
+            return [await call for call in calls]
+
+        statuses = asyncio.run(serve_all())
+    finally:
+        request_started.disconnect(dispatch_uid="threads_serving")
+    assert statuses == [200] * requests
+    return seen
+
+
+async def serve(application, path: str) -> int:
+    communicator = ApplicationCommunicator(application, http_scope(path))
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(10)
+    while (await communicator.receive_output(10)).get("more_body"):
+        pass
+    await communicator.wait(10)
+    return start["status"]
+
+
+def test_requests_one_after_another_run_on_one_kept_thread(application, monkeypatch):
+    first, second = threads_serving(application, monkeypatch)
+    assert first is second
+    assert first.name.startswith("statsite-request")
+    assert first.is_alive()
+
+
+def test_djangos_handler_would_start_a_thread_for_each_request(db, monkeypatch):
+    # What the kept threads replace: a thread started, and joined, for every request.
+    first, second = threads_serving(ASGIHandler(), monkeypatch)
+    assert first is not second
+
+
+def test_requests_at_once_run_on_threads_of_their_own(application, monkeypatch):
+    # Each waits in its receiver until the other has arrived: on one shared thread
+    # the second could never arrive, and the barrier would break.
+    first, second = threads_serving(application, monkeypatch, at_once=True)
+    assert first is not second
+    assert application.request_threads.idle == 2
+
+
+@pytest.mark.skipif(
+    connections["default"].vendor == "sqlite",
+    reason="Django never closes the connection of the tests' in-memory SQLite database (that would destroy it)",
+)
+def test_a_kept_thread_holds_no_database_connection_between_requests(application, monkeypatch):
+    [thread] = threads_serving(application, monkeypatch, requests=1)
+    executor = application.request_threads.take()
+    try:
+        ran_on, open_connection = executor.submit(
+            lambda: (threading.current_thread(), connections["default"].connection)
+        ).result(10)
+    finally:
+        application.request_threads.put(executor)
+    assert ran_on is thread
+    assert open_connection is None
+
+
+def test_threads_beyond_those_kept_are_ended():
+    threads = RequestThreads(keep=1)
+    first, second = threads.take(), threads.take()
+    ran_on = second.submit(threading.current_thread).result(10)
+    threads.put(first)
+    threads.put(second)
+    assert threads.idle == 1
+    ran_on.join(10)
+    assert not ran_on.is_alive()
+    assert threads.take() is first
+    first.shutdown()
+
+
+def test_a_request_thread_borrows_a_kept_thread_until_released():
+    threads = RequestThreads()
+    request_thread = RequestThread(threads)
+    assert threads.idle == 0
+    first = request_thread.submit(threading.current_thread).result(10)
+    assert request_thread.submit(threading.current_thread).result(10) is first
+    request_thread.release()
+    assert threads.idle == 1
+    # A call after the release borrows again: the same thread, kept meanwhile.
+    assert request_thread.submit(threading.current_thread).result(10) is first
+    assert threads.idle == 0
+    request_thread.release()
+    threads.take().shutdown()
+
+
+def test_an_event_stream_gives_its_thread_back_once_begun():
+    # The stream's first step: its request's thread is idle from then on, for hours.
+    threads = RequestThreads()
+    request_thread = RequestThread(threads)
+    request_thread.submit(threading.current_thread).result(10)
+    token = current_request_thread.set(request_thread)
+    try:
+        release_request_thread()
+    finally:
+        current_request_thread.reset(token)
+    assert threads.idle == 1
+    threads.take().shutdown()
