@@ -114,8 +114,26 @@ def served_response(application, monkeypatch, path: str = "/healthz") -> tuple[i
         await asyncio.wait_for(application(http_scope(path), receive, send), 10)
 
     asyncio.run(serve())
+    settle(application)
     [response] = sent
     return statuses[0], response
+
+
+def settle(application) -> None:
+    """Wait until the application's kept threads have finished their last calls. A
+    thread hands over what a call returned before it lets go of the call (the
+    response's close() holds the response), so for a moment after the request it
+    still refers to the response; a call queued after it runs once that is over."""
+    threads = getattr(application, "request_threads", None)
+    if threads is None:
+        return
+    executors = [threads.take() for _ in range(threads.idle)]
+    try:
+        for executor in executors:
+            executor.submit(lambda: None).result(10)
+    finally:
+        for executor in executors:
+            threads.put(executor)
 
 
 @pytest.fixture
