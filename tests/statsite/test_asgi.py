@@ -8,8 +8,12 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import os
+import subprocess
+import sys
 import threading
 import weakref
+from pathlib import Path
 
 import pytest
 from asgiref.sync import SyncToAsync
@@ -21,6 +25,8 @@ from django.db import connections
 from statsite.asgi import SyncChainASGIHandler
 from statsite.request_threads import RequestThread, RequestThreads, current_request_thread
 from statsite.system.events import release_request_thread
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def http_scope(path: str) -> dict:
@@ -279,3 +285,39 @@ def test_an_event_stream_gives_its_thread_back_once_begun():
         current_request_thread.reset(token)
     assert threads.idle == 1
     threads.take().shutdown()
+
+
+KEPT_CONNECTION_SCRIPT = """
+import asyncio
+from django.db import connections
+from statsite.asgi import application
+from tests.statsite.test_asgi import serve
+
+def kept_connection():
+    executor = application.request_threads.take()
+    try:
+        return executor.submit(lambda: connections["default"].connection).result(10)
+    finally:
+        application.request_threads.put(executor)
+
+seen = []
+for _ in range(2):
+    print(asyncio.run(serve(application, "/healthz")))
+    seen.append(kept_connection())
+print("kept" if seen[0] is not None and seen[0] is seen[1] else f"not kept: {seen}")
+"""
+
+
+def test_on_sqlite_a_kept_thread_keeps_its_connection_for_its_next_request(tmp_path):
+    # A file database, as the server uses (the tests' in-memory one is never closed): a
+    # new connection would compile the rollups' upserts again.
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "DATABASE_"))},
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'statsite.sqlite3'}",
+        "ALLOWED_HOSTS": "testserver", "SECRET_KEY": "x" * 50,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", KEPT_CONNECTION_SCRIPT], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["200", "200", "kept"], result.stdout
