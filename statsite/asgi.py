@@ -41,7 +41,8 @@ class SyncChainASGIHandler(ASGIHandler):
     which leaves the executor to its owner), so its synchronous work still runs on
     one thread of its own, and the thread serves the next request once it is done.
     Django's close of the database connection at the end of each request still runs
-    on that thread, so a kept thread holds no connection between requests."""
+    on that thread: on PostgreSQL it goes back to the pool, so a kept thread holds
+    none between requests; on SQLite the thread keeps its own (settings)."""
 
     def __init__(self) -> None:
         super().__init__()
