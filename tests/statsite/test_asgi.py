@@ -230,9 +230,9 @@ def test_requests_at_once_run_on_threads_of_their_own(application, monkeypatch):
 
 @pytest.mark.skipif(
     connections["default"].vendor == "sqlite",
-    reason="Django never closes the connection of the tests' in-memory SQLite database (that would destroy it)",
+    reason="on SQLite a kept thread keeps its connection (the test below)",
 )
-def test_a_kept_thread_holds_no_database_connection_between_requests(application, monkeypatch):
+def test_a_kept_thread_holds_no_postgresql_connection_between_requests(application, monkeypatch):
     [thread] = threads_serving(application, monkeypatch, requests=1)
     executor = application.request_threads.take()
     try:
