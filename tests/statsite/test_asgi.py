@@ -47,19 +47,19 @@ def crossings(handler_class: type[ASGIHandler], monkeypatch, path: str = "/no-su
         return await original(self, *args, **kwargs)
 
     monkeypatch.setattr(SyncToAsync, "__call__", counted)
-    app = handler_class()
-
-    async def request() -> int:
-        communicator = ApplicationCommunicator(app, http_scope(path))
-        await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
-        start = await communicator.receive_output(10)
-        while (await communicator.receive_output(10)).get("more_body"):
-            pass
-        await communicator.wait(10)
-        return start["status"]
-
-    status = asyncio.run(request())
+    status = asyncio.run(serve(handler_class(), path))
     return status, len(calls)
+
+
+async def serve(application, path: str) -> int:
+    """Serve one GET of PATH through APPLICATION: the response status."""
+    communicator = ApplicationCommunicator(application, http_scope(path))
+    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
+    start = await communicator.receive_output(10)
+    while (await communicator.receive_output(10)).get("more_body"):
+        pass
+    await communicator.wait(10)
+    return start["status"]
 
 
 def test_a_request_enters_the_middleware_chain_once(monkeypatch):
@@ -195,16 +195,6 @@ def threads_serving(application, monkeypatch, requests: int = 2, *, at_once: boo
         request_started.disconnect(dispatch_uid="threads_serving")
     assert statuses == [200] * requests
     return seen
-
-
-async def serve(application, path: str) -> int:
-    communicator = ApplicationCommunicator(application, http_scope(path))
-    await communicator.send_input({"type": "http.request", "body": b"", "more_body": False})
-    start = await communicator.receive_output(10)
-    while (await communicator.receive_output(10)).get("more_body"):
-        pass
-    await communicator.wait(10)
-    return start["status"]
 
 
 def test_requests_one_after_another_run_on_one_kept_thread(application, monkeypatch):
