@@ -41,12 +41,12 @@ import json
 import logging
 import signal
 import threading
-from collections.abc import AsyncIterator, Callable, Iterable, MutableMapping
+from collections.abc import AsyncIterator, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from asgiref.sync import SyncToAsync, sync_to_async
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import DatabaseError, connection, connections, transaction
 from django.db.models import F, Max
@@ -510,22 +510,13 @@ def release_request_thread() -> None:
 
     The request holds that thread until its response ends: for a stream, hours of an
     idle thread per client. By the time the stream starts, the middleware has run
-    and the thread is idle, so it goes back now: to the application's kept threads
-    (statsite.request_threads), or, under Django's own handler, it is shut down.
-    The few synchronous calls at the very end of the response borrow one again.
-    Under Django's handler this is skipped quietly if asgiref's internals differ."""
+    and the thread is idle, so it goes back now to the application's kept threads
+    (statsite.request_threads); the few synchronous calls at the very end of the
+    response borrow one again. Outside the application (no request thread) there is
+    nothing to let go of."""
     request_thread = current_request_thread.get()
     if request_thread is not None:
         request_thread.release()
-        return
-    context_var = getattr(SyncToAsync, "thread_sensitive_context", None)
-    executors = getattr(SyncToAsync, "context_to_thread_executor", None)
-    if context_var is None or not isinstance(executors, MutableMapping):
-        return
-    context = context_var.get(None)
-    executor = executors.pop(context, None) if context is not None else None
-    if executor is not None:
-        executor.shutdown(wait=False)
 
 
 async def replay_in_worker(after: int) -> tuple[int, list[tuple[int, bytes]]]:
