@@ -130,13 +130,17 @@ def settle(application) -> None:
     thread hands over what a call returned before it lets go of the call (the
     response's close() holds the response), so for a moment after the request it
     still refers to the response; a call queued after it runs once that is over."""
-    threads = getattr(application, "request_threads", None)
-    if threads is None:
-        return
+    if hasattr(application, "request_threads"):
+        on_kept_threads(application, lambda: None)
+
+
+def on_kept_threads(application, fn) -> list:
+    """What FN returns on each of the application's idle kept threads (queued after
+    whatever each was last given)."""
+    threads = application.request_threads
     executors = [threads.take() for _ in range(threads.idle)]
     try:
-        for executor in executors:
-            executor.submit(lambda: None).result(10)
+        return [executor.submit(fn).result(10) for executor in executors]
     finally:
         for executor in executors:
             threads.put(executor)
@@ -224,13 +228,9 @@ def test_requests_at_once_run_on_threads_of_their_own(application, monkeypatch):
 )
 def test_a_kept_thread_holds_no_postgresql_connection_between_requests(application, monkeypatch):
     [thread] = threads_serving(application, monkeypatch, requests=1)
-    executor = application.request_threads.take()
-    try:
-        ran_on, open_connection = executor.submit(
-            lambda: (threading.current_thread(), connections["default"].connection)
-        ).result(10)
-    finally:
-        application.request_threads.put(executor)
+    [(ran_on, open_connection)] = on_kept_threads(
+        application, lambda: (threading.current_thread(), connections["default"].connection)
+    )
     assert ran_on is thread
     assert open_connection is None
 
@@ -281,19 +281,12 @@ KEPT_CONNECTION_SCRIPT = """
 import asyncio
 from django.db import connections
 from statsite.asgi import application
-from tests.statsite.test_asgi import serve
-
-def kept_connection():
-    executor = application.request_threads.take()
-    try:
-        return executor.submit(lambda: connections["default"].connection).result(10)
-    finally:
-        application.request_threads.put(executor)
+from tests.statsite.test_asgi import on_kept_threads, serve
 
 seen = []
 for _ in range(2):
     print(asyncio.run(serve(application, "/healthz")))
-    seen.append(kept_connection())
+    seen += on_kept_threads(application, lambda: connections["default"].connection)
 print("kept" if seen[0] is not None and seen[0] is seen[1] else f"not kept: {seen}")
 """
 
