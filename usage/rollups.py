@@ -6,13 +6,16 @@ its *tiers*:
 
 - `hour`: one row per UTC hour, stored under the grain's own name;
 - `day`:  one row per UTC day, stored as `<grain>:day`;
+- `week`: one row per UTC week (from Monday), stored as `<grain>:week`;
 - `all`:  one row for all time, stored as `<grain>:all` in the bucket ALL_BUCKET.
 
 A statistic over a long window reads a few day rows instead of 24 hour rows per
 day, and one over all time reads one row per group (`usage.selectors` picks the
 tiers). Each grain keeps only the tiers its readers need: a grain as large as
-account x model is kept by the hour only, the account alone by the day and for
-all time.
+account x model is kept by the hour only, the account alone by the day, the week
+and for all time. The week tier is for the grains whose many groups a month's
+statistic reads (accounts, chat members): four or five week rows per group
+instead of thirty day rows.
 
 A `RollupSpec` says, for one fact kind, which grains and tiers exist, and for each
 measure its SQL aggregate over the fact table and whether it adds up (`sum`) or
@@ -25,8 +28,8 @@ keeps the larger (`max`). The same definitions serve every path:
   exactly once and concurrent writers to one bucket never lose an increment (the
   database serialises the row). Rows go in sorted, so concurrent batches lock
   buckets in one order and cannot deadlock over them;
-- rebuild: the hour tier from the facts, the day tier from the hour tier, the all
-  tier from the day tier (hour rows outlive purges, so the coarser tiers can always
+- rebuild: the hour tier from the facts, the day tier from the hour tier, the week
+  and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can always
   be rebuilt whole);
 - check: each tier compared with what it is rebuilt from.
 """
@@ -46,7 +49,7 @@ from django.core.cache import cache
 from django.db import DataError, OperationalError, connection, models, transaction
 from django.db.models import Count, Max, Q, Sum, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Cast, Coalesce, Concat, TruncDay, TruncHour
+from django.db.models.functions import Cast, Coalesce, Concat, TruncDay, TruncHour, TruncWeek
 
 from usage.models import (
     EARLIEST_FACT,
@@ -61,7 +64,8 @@ from usage.models import (
 KEY_SEPARATOR = "\x1f"
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-TIERS = ("hour", "day", "all")
+WEEK = timedelta(weeks=1)
+TIERS = ("hour", "day", "week", "all")
 # The bucket of the all-time tier: no fact is older.
 ALL_BUCKET = EARLIEST_FACT
 
@@ -82,6 +86,17 @@ def floor_day(moment: datetime) -> datetime:
 def ceil_day(moment: datetime) -> datetime:
     floor = floor_day(moment)
     return floor if floor == moment else floor + DAY
+
+
+def floor_week(moment: datetime) -> datetime:
+    """The start of MOMENT's UTC week: the Monday at midnight."""
+    day = floor_day(moment)
+    return day - day.weekday() * DAY
+
+
+def ceil_week(moment: datetime) -> datetime:
+    floor = floor_week(moment)
+    return floor if floor == moment else floor + WEEK
 
 
 @dataclass(frozen=True)
@@ -162,8 +177,9 @@ class RollupSpec:
             assert set(grain.columns) <= set(self.dimensions), (self.kind, name)
             if "day" in grain.tiers:
                 self.day_source(name)
-            if "all" in grain.tiers:
-                assert "day" in grain.tiers, f"{self.kind}: the all tier of {name} is rebuilt from its day tier"
+            for coarser in ("week", "all"):
+                if coarser in grain.tiers:
+                    assert "day" in grain.tiers, f"{self.kind}: the {coarser} tier of {name} is rebuilt from its day tier"
             for tier in grain.tiers:
                 field = self.table._meta.get_field("grain")
                 assert len(stored_grain(name, tier)) <= field.max_length, (self.kind, name, tier)
@@ -233,7 +249,7 @@ def _llm_spec() -> RollupSpec:
             # Account x model is nearly as large as the facts by the day: hourly only,
             # for one account's series (/api/data/self) and the hour edges of "user".
             "user_model": Grain(("user_id", "model_name"), ("hour",)),
-            "user": Grain(("user_id",), ("day", "all")),
+            "user": Grain(("user_id",), ("day", "week", "all")),
             "token_name": Grain(("token_name",)),
             "channel": Grain(("channel_id",), every_tier),
             "group": Grain(("group",)),
@@ -342,7 +358,8 @@ def _message_spec() -> RollupSpec:
             "direction": Grain(("sent_by_bot",), every_tier),
             "chat": Grain(("chat_id", "sent_by_bot"), every_tier),
             "sender": Grain(("sender_id", "sent_by_bot"), ("day", "all")),
-            "chat_sender": Grain(("chat_id", "sender_id", "sent_by_bot"), every_tier),
+            # A month by chat member: /messages/stats_by_chat?group_by_user=true.
+            "chat_sender": Grain(("chat_id", "sender_id", "sent_by_bot"), ("hour", "day", "week", "all")),
         },
         dimensions={
             "chat_id": (_int("chat_id"), 0),
@@ -435,6 +452,8 @@ def _tier_bucket(tier: str, column: str) -> models.Expression:
         return TruncHour(column, tzinfo=UTC)
     if tier == "day":
         return TruncDay(column, tzinfo=UTC)
+    if tier == "week":
+        return TruncWeek(column, tzinfo=UTC)
     return Value(ALL_BUCKET)
 
 
@@ -449,9 +468,9 @@ def from_facts(rollup: RollupSpec, grain: str, tier: str, facts: models.QuerySet
 
 
 def from_rollups(rollup: RollupSpec, grain: str, tier: str, since: datetime | None = None) -> models.QuerySet:
-    """GRAIN's rows at TIER ("day" or "all") as the finer tier adds them up: day rows
-    from the hourly rows of `day_source(grain)`, all-time rows from GRAIN's day rows
-    (from SINCE's bucket on)."""
+    """GRAIN's rows at TIER ("day", "week" or "all") as the finer tier adds them up: day
+    rows from the hourly rows of `day_source(grain)`, week and all-time rows from
+    GRAIN's day rows (from SINCE's bucket on)."""
     source = stored_grain(rollup.day_source(grain), "hour") if tier == "day" else stored_grain(grain, "day")
     rows = rollup.table.objects.filter(grain=source)
     if since is not None:
@@ -659,13 +678,16 @@ def _tier_sources(rollup: RollupSpec, start: datetime | None):
         facts = facts.filter(created_at__gte=start)
     yield "hour", start, {g: from_facts(rollup, g, "hour", facts) for g in rollup.grains_at("hour")}
     yield "day", day_start, {g: from_rollups(rollup, g, "day", day_start) for g in rollup.grains_at("day")}
+    week_start = floor_week(day_start) if day_start is not None else None
+    yield "week", week_start, {g: from_rollups(rollup, g, "week", week_start) for g in rollup.grains_at("week")}
     yield "all", None, {g: from_rollups(rollup, g, "all") for g in rollup.grains_at("all")}
 
 
 def rebuild(kind: str, *, since: datetime | None = None) -> int:
     """Recompute the rollups of KIND: the hour tier from the facts (from SINCE's hour on,
     never before the purge horizon), the day tier from the hour tier (from that day on),
-    the all tier from the day tier. Returns the rollup rows written."""
+    the week tier (from that day's week on) and the all tier from the day tier. Returns
+    the rollup rows written."""
     rollup = spec(kind)
     written = 0
     with transaction.atomic():
@@ -677,6 +699,19 @@ def rebuild(kind: str, *, since: datetime | None = None) -> int:
             # One statement per grain: each is a full pass over its source anyway.
             for member in expected.values():
                 written += _insert(rollup, [member], upsert=False)
+    return written
+
+
+def rebuild_week_tier(kind: str) -> int:
+    """Recompute the week tier of KIND from its day tier alone (the day rows outlive
+    purges, so every week can be rebuilt whole). Returns the rollup rows written."""
+    rollup = spec(kind)
+    grains = rollup.grains_at("week")
+    written = 0
+    with transaction.atomic():
+        rollup.table.objects.filter(grain__in=[stored_grain(g, "week") for g in grains]).delete()
+        for grain in grains:
+            written += _insert(rollup, [from_rollups(rollup, grain, "week")], upsert=False)
     return written
 
 
@@ -698,8 +733,8 @@ class Difference:
 def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
     """Compare the rollups of KIND with what they are built from: the hour tier with the
     facts (from SINCE's hour on, never before the purge horizon), the day tier with the
-    hour tier, the all tier with the day tier. Returns every difference (empty when they
-    agree)."""
+    hour tier, the week and all tiers with the day tier. Returns every difference (empty
+    when they agree)."""
     rollup = spec(kind)
     names = list(rollup.measure_names)
     offset = 3 + len(rollup.dimensions)

@@ -42,10 +42,13 @@ from usage.rollups import (
     ALL_BUCKET,
     DAY,
     HOUR,
+    WEEK,
     ceil_day,
     ceil_hour,
+    ceil_week,
     floor_day,
     floor_hour,
+    floor_week,
     horizon,
     key_text,
     spec,
@@ -93,33 +96,36 @@ def stats_zone() -> tzinfo:
 
 @dataclass(frozen=True)
 class Plan:
-    """Ranges of time answered by raw rows, hour buckets and day buckets."""
+    """Ranges of time answered by raw rows, hour buckets, day buckets and week buckets."""
 
     raw: tuple[Range, ...] = ()
     hours: tuple[Range, ...] = ()
     days: tuple[Range, ...] = ()
+    weeks: tuple[Range, ...] = ()
 
     def __add__(self, other: Plan) -> Plan:
         return Plan(
             tuple(_merged([*self.raw, *other.raw])),
             tuple(_merged([*self.hours, *other.hours])),
             tuple(_merged([*self.days, *other.days])),
+            tuple(_merged([*self.weeks, *other.weeks])),
         )
 
     def __bool__(self) -> bool:
-        return bool(self.raw or self.hours or self.days)
+        return bool(self.raw or self.hours or self.days or self.weeks)
 
 
 @dataclass(frozen=True)
 class Planned:
     """How usage() reads a window: the sums over POSITIVE less those over NEGATIVE (the
-    outside parts of edge hours and days read whole), from HOUR_GRAIN's hour rows,
-    DAY_GRAIN's day rows and the raw rows."""
+    outside parts of edge hours, days and weeks read whole), from HOUR_GRAIN's hour
+    rows, DAY_GRAIN's day rows, WEEK_GRAIN's week rows and the raw rows."""
 
     positive: Plan
     negative: Plan = Plan()
     hour_grain: str | None = None
     day_grain: str | None = None
+    week_grain: str | None = None
 
 
 def local_midnights(start: datetime, end: datetime, tz: tzinfo) -> list[datetime]:
@@ -135,10 +141,13 @@ def local_midnights(start: datetime, end: datetime, tz: tzinfo) -> list[datetime
         day += timedelta(days=1)
 
 
-def plan_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = (), days: bool = True) -> Plan:
-    """[start, end) as whole UTC days (with DAYS), whole UTC hours and the partial hours
-    at its edges (raw). A CUT inside an hour makes that hour raw; a cut inside a day
-    makes that day hours, so results can be split exactly at the cuts."""
+def plan_window(
+    start: datetime, end: datetime, *, cuts: Iterable[datetime] = (), days: bool = True, weeks: bool = False
+) -> Plan:
+    """[start, end) as whole UTC weeks (with WEEKS), whole UTC days (with DAYS), whole
+    UTC hours and the partial hours at its edges (raw). A CUT inside an hour makes that
+    hour raw; a cut inside a day makes that day hours, so results can be split exactly
+    at the cuts."""
     if start >= end:
         return Plan()
     first, last = ceil_hour(start), floor_hour(end)
@@ -155,7 +164,25 @@ def plan_window(start: datetime, end: datetime, *, cuts: Iterable[datetime] = ()
     hours, whole_days = _days_within(first, last, split_days if days else None)
     # An hour holding a cut lies in a day holding it, which is read by the hour.
     raw += [(hour, hour + HOUR) for hour in split_hours]
-    return Plan(tuple(_merged(raw)), tuple(_merged(_without(hours, split_hours))), tuple(_merged(whole_days)))
+    whole_days, whole_weeks = _weeks_within(_merged(whole_days)) if weeks else (whole_days, [])
+    return Plan(
+        tuple(_merged(raw)), tuple(_merged(_without(hours, split_hours))), tuple(_merged(whole_days)),
+        tuple(whole_weeks),
+    )
+
+
+def _weeks_within(days: list[Range]) -> tuple[list[Range], list[Range]]:
+    """Day-aligned DAYS (sorted, merged) as (day ranges, whole-week ranges)."""
+    left: list[Range] = []
+    weeks: list[Range] = []
+    for lo, hi in days:
+        first, last = ceil_week(lo), floor_week(hi)
+        if first >= last:
+            left.append((lo, hi))
+            continue
+        weeks.append((first, last))
+        left += [(a, b) for a, b in ((lo, first), (last, hi)) if a < b]
+    return left, weeks
 
 
 def by_complement(plan: Plan, cuts: Iterable[datetime] = (), *, after: datetime | None = None) -> tuple[Plan, Plan]:
@@ -175,14 +202,17 @@ def by_complement(plan: Plan, cuts: Iterable[datetime] = (), *, after: datetime 
             minus += outside
         else:
             raw.append((lo, hi))
-    return Plan(tuple(raw), tuple(_merged(hours)), plan.days), Plan(raw=tuple(_merged(minus)))
+    return Plan(tuple(raw), tuple(_merged(hours)), plan.days, plan.weeks), Plan(raw=tuple(_merged(minus)))
 
 
 def _outside_smaller(outside: list[Range], inside: timedelta, after: datetime | None) -> bool:
     """Whether the OUTSIDE parts of a bucket are shorter than its INSIDE part, and (with
-    AFTER) all from that instant on."""
-    shorter = sum((b - a for a, b in outside), timedelta()) < inside
-    return shorter and (after is None or all(a >= after for a, _ in outside))
+    AFTER) all from that instant on. Only their past counts: the future holds no facts
+    (or the few stamped ahead), so taking it away reads next to nothing. A window
+    ending now thus reads today's day row, and this week's row, whole."""
+    now = timezone.now()
+    past = sum((min(b, now) - a for a, b in outside if a < now), timedelta())
+    return past < inside and (after is None or all(a >= after for a, _ in outside))
 
 
 def _cut_inside(lo: datetime, hi: datetime, cuts: Iterable[datetime]) -> bool:
@@ -255,7 +285,7 @@ def _with_history(plan: Plan, purged_until: datetime | None) -> Plan:
             hours.append((floor_hour(lo), ceil_hour(hi)))
         else:
             raw.append((lo, hi))
-    return Plan(tuple(raw), tuple(_merged(set(hours))), plan.days)
+    return Plan(tuple(raw), tuple(_merged(set(hours))), plan.days, plan.weeks)
 
 
 def _ranges_q(field: str, ranges: Sequence[Range]) -> Q:
@@ -472,6 +502,10 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
     dimensions = [*query.group_by, *query.filters]
     hour_grain = rollup.pick(dimensions, "hour")
     day_grain = rollup.pick(dimensions, "day") if query.series != "hour" else None
+    # Week rows where the day grain keeps them (a coarser grain's weeks would hold more
+    # rows than its days), and for no series (a day series needs its days, in any zone).
+    weekly = query.series is None and day_grain is not None and "week" in rollup.grains[day_grain].tiers
+    week_grain = day_grain if weekly else None
     if hour_grain is None:
         # No rollup holds this combination of dimensions: the raw rows answer it all.
         return Planned(Plan(raw=((start, end),)))
@@ -482,7 +516,7 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
         # Stored rows only: everything before the horizon is read raw (most of it is gone).
         early, start = Plan(raw=((start, min(edge, end)),)), min(edge, end)
         if start == end:
-            return Planned(early, Plan(), hour_grain, day_grain)
+            return Planned(early, Plan(), hour_grain, day_grain, week_grain)
     outer, minus = start, Plan()
     if complement and day_grain is not None:
         # An edge day read whole must hold no midnight of the series' zone, in or out of the window.
@@ -491,13 +525,16 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
             [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)] if query.series == "day" else []
         )
         outer, end, minus = _whole_edge_days(start, end, day_cuts, after, edge)
-    plan = plan_window(outer, end, cuts=cuts, days=day_grain is not None)
+        if week_grain is not None:
+            outer, end, outside = _whole_edge_weeks(outer, end, after, edge)
+            minus = minus + outside
+    plan = plan_window(outer, end, cuts=cuts, days=day_grain is not None, weeks=week_grain is not None)
     if purged == "counted":
         plan = _with_history(plan, edge)
     if complement:
         plan, outside = by_complement(plan, cuts, after=after)
         minus = minus + outside
-    return Planned(early + plan, minus, hour_grain, day_grain)
+    return Planned(early + plan, minus, hour_grain, day_grain, week_grain)
 
 
 def _whole_edge_days(
@@ -519,6 +556,26 @@ def _whole_edge_days(
         outside = [(end, last + DAY)]
         if _outside_smaller(outside, end - last, after) and not _cut_inside(last, last + DAY, cuts):
             end, minus = last + DAY, minus + plan_window(end, last + DAY, days=False)
+    return start, end, minus
+
+
+def _whole_edge_weeks(
+    start: datetime, end: datetime, after: datetime | None, edge: datetime | None
+) -> tuple[datetime, datetime, Plan]:
+    """[start, end) widened to the UTC week of an edge that falls on a midnight, where
+    the outside part of that week is the smaller (a window ending now: the rest of the
+    week, from the future), and those outside parts (whole days) to take away. As with
+    days, a week beginning before the purge horizon is left as it is."""
+    minus = Plan()
+    first = floor_week(start)
+    if start == floor_day(start) and start != first and ceil_week(start) <= end and (edge is None or first >= edge):
+        if _outside_smaller([(first, start)], ceil_week(start) - start, after):
+            start, minus = first, minus + Plan(days=((first, start),))
+    last = floor_week(end)
+    if end < FOREVER and end == floor_day(end) and end != last and last >= start and (edge is None or end >= edge):
+        outside = (end, last + WEEK)
+        if _outside_smaller([outside], end - last, after):
+            end, minus = last + WEEK, minus + Plan(days=(outside,))
     return start, end, minus
 
 
@@ -645,7 +702,7 @@ def _read(query: _Query, planned: Planned) -> tuple[list[list[tuple]], list[list
         fixed = set(query.group_by) | set(query.filters)
         hour_grain = planned.hour_grain
         ungrouped = (
-            query.series == "hour" and not planned.positive.days and hour_grain is not None
+            query.series == "hour" and not (planned.positive.days or planned.positive.weeks) and hour_grain is not None
             and set(rollup.grains[hour_grain].columns) <= fixed
         )
         rows = _rollup_rows(query, positive | negative, negative or None, ungrouped=ungrouped)
@@ -692,6 +749,11 @@ def _buckets_q(query: _Query, planned: Planned, plan: Plan) -> Q:
         where |= Q(
             grain=stored_grain(grain, "day"), **_key_filter(rollup, grain, query.filters)
         ) & _ranges_q("bucket", plan.days)
+    if plan.weeks and planned.week_grain is not None:
+        grain = planned.week_grain
+        where |= Q(
+            grain=stored_grain(grain, "week"), **_key_filter(rollup, grain, query.filters)
+        ) & _ranges_q("bucket", plan.weeks)
     return where
 
 
