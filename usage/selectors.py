@@ -563,18 +563,20 @@ def _whole_edge_weeks(
     start: datetime, end: datetime, after: datetime | None, edge: datetime | None
 ) -> tuple[datetime, datetime, Plan]:
     """[start, end) widened to the UTC week of an edge that falls on a midnight, where
-    the outside part of that week is the smaller (a window ending now: the rest of the
-    week, from the future), and those outside parts (whole days) to take away. As with
-    days, a week beginning before the purge horizon is left as it is."""
+    the week row and the days outside are fewer rows than the days inside (a window
+    ending now: the rest of the week is in the future), and those outside parts (whole
+    days) to take away. As with days, a week beginning before the purge horizon is
+    left as it is."""
     minus = Plan()
     first = floor_week(start)
     if start == floor_day(start) and start != first and ceil_week(start) <= end and (edge is None or first >= edge):
-        if _outside_smaller([(first, start)], ceil_week(start) - start, after):
+        # The week row counts as one more day read.
+        if _outside_smaller([(first, start)], ceil_week(start) - start - DAY, after):
             start, minus = first, minus + Plan(days=((first, start),))
     last = floor_week(end)
     if end < FOREVER and end == floor_day(end) and end != last and last >= start and (edge is None or end >= edge):
         outside = (end, last + WEEK)
-        if _outside_smaller([outside], end - last, after):
+        if _outside_smaller([outside], end - last - DAY, after):
             end, minus = last + WEEK, minus + Plan(days=(outside,))
     return start, end, minus
 

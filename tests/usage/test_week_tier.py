@@ -59,6 +59,10 @@ def test_an_edge_week_mostly_inside_is_its_week_row_less_the_outside_days():
     assert minus == selectors.Plan(days=((d(0), d(1)), (d(26), d(28))))
     # Mostly outside (Saturday to Tuesday): read by the day.
     assert selectors._whole_edge_weeks(d(5), d(22), None, None) == (d(5), d(22), selectors.Plan())
+    # The week row is one more row per group: from a Thursday (three days out, four in)
+    # the days are as few; from a Wednesday (two out, five in) the week is fewer.
+    assert selectors._whole_edge_weeks(d(3), d(21), None, None)[0] == d(3)
+    assert selectors._whole_edge_weeks(d(2), d(21), None, None)[0] == d(0)
 
 
 def test_an_edge_week_is_only_widened_from_a_midnight_after_the_horizon():
