@@ -160,10 +160,10 @@ class Rollup(models.Model):
     """What every rollup table has: the bucket's identity, the account and chat
     dimensions, cost and the time of the newest fact counted."""
 
-    grain = models.CharField(max_length=32, help_text="The grain, and its tier when not hourly (model:day).")
+    grain = models.CharField(max_length=32, help_text="The grain, and its tier when not hourly (model:day, user:week).")
     key = models.CharField(max_length=400)
     bucket = models.DateTimeField(
-        help_text="Start of the UTC hour or day; 2000-01-01 for the all-time tier."
+        help_text="Start of the UTC hour, day or week (from Monday); 2000-01-01 for the all-time tier."
     )
     user_id = models.BigIntegerField(default=0)
     chat_id = models.CharField(max_length=128, default="")
