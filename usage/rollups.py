@@ -29,8 +29,8 @@ keeps the larger (`max`). The same definitions serve every path:
   database serialises the row). Rows go in sorted, so concurrent batches lock
   buckets in one order and cannot deadlock over them;
 - rebuild: the hour tier from the facts, the day tier from the hour tier, the week
-  and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can always
-  be rebuilt whole);
+  and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can
+  always be rebuilt whole);
 - check: each tier compared with what it is rebuilt from.
 """
 
@@ -177,9 +177,8 @@ class RollupSpec:
             assert set(grain.columns) <= set(self.dimensions), (self.kind, name)
             if "day" in grain.tiers:
                 self.day_source(name)
-            for coarser in ("week", "all"):
-                if coarser in grain.tiers:
-                    assert "day" in grain.tiers, f"{self.kind}: the {coarser} tier of {name} is rebuilt from its day tier"
+            for coarser in set(grain.tiers) & {"week", "all"}:
+                assert "day" in grain.tiers, f"{self.kind}: the {coarser} tier of {name} is rebuilt from its day tier"
             for tier in grain.tiers:
                 field = self.table._meta.get_field("grain")
                 assert len(stored_grain(name, tier)) <= field.max_length, (self.kind, name, tier)

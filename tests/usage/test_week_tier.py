@@ -221,7 +221,9 @@ weeks_window = st.tuples(st.integers(-3 * 24 * 60, 34 * 24 * 60), st.integers(0,
     group_by=st.sampled_from([("user_id",), (), ("model_name",)]),
     sums_only=st.booleans(),
 )
-def test_usage_over_weeks_equals_a_scan_of_the_raw_rows(weeks_of_calls, edges, seconds, at_midnight, group_by, sums_only):
+def test_usage_over_weeks_equals_a_scan_of_the_raw_rows(
+    weeks_of_calls, edges, seconds, at_midnight, group_by, sums_only
+):
     start = T0 + timedelta(minutes=edges[0], seconds=seconds[0])
     end = start + timedelta(minutes=edges[1], seconds=seconds[1])
     if at_midnight:  # edges on midnights, where whole edge weeks are read less their outside days
@@ -275,7 +277,9 @@ def expected_counting_history(start: datetime, end: datetime) -> dict:
 
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(edges=weeks_window, at_midnight=st.booleans())
-def test_messages_by_chat_member_over_weeks_equal_a_scan_of_the_raw_rows(post_json, service_headers, edges, at_midnight):
+def test_messages_by_chat_member_over_weeks_equal_a_scan_of_the_raw_rows(
+    post_json, service_headers, edges, at_midnight
+):
     if not Message.objects.exists():
         rng = random.Random(9)
         batch = [
