@@ -9,6 +9,7 @@ from __future__ import annotations
 import random
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
+from unittest import mock
 
 import pytest
 from django.db.models import Sum
@@ -87,22 +88,23 @@ def test_the_future_costs_nothing_to_take_away():
         assert minus.days[-1] == (today + DAY, end)
 
 
-def test_a_month_by_account_reads_week_rows_and_no_hour_of_today(post_json, service_headers):
-    now = timezone.now()
-    calls = [
-        {"request_id": f"m-{i}", "created_at": (now - timedelta(hours=7 * i + 1)).isoformat(),
-         "username": ["ann", "ben"][i % 2], "model_name": "gpt-4o", "prompt_tokens": 5}
-        for i in range(100)
-    ]  # fmt: skip
-    assert post_json("/api/ingest/llm-calls", calls, **service_headers).status_code == 201
+@pytest.mark.parametrize("weekday", range(7))
+@pytest.mark.parametrize("hour", [0.5, 12, 23.5])
+def test_a_month_by_account_ending_now_reads_week_rows_and_no_hour_of_today(weekday, hour):
+    now = MONDAY + timedelta(weeks=30, days=weekday, hours=hour)
     query = selectors._query("llm", ("user_id",), {}, None, None, ("requests",))
-    planned = selectors._plan(query, now - 30 * DAY, now, "counted")
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        planned = selectors._plan(query, now - 30 * DAY, now, "counted")
     assert planned.week_grain == "user" and len(planned.positive.weeks) == 1
     weeks = planned.positive.weeks[0]
-    assert weeks[1] - weeks[0] >= 4 * WEEK and weeks[1] > now
-    # Today is read from its week row: no hour or raw row of today is added.
+    # Four whole weeks at least, up to this week's end (or, on a Monday, to today).
+    assert weeks[1] - weeks[0] >= 4 * WEEK and weeks[1] >= rollups.floor_day(now)
+    # Nothing of today by the hour: this week's row, or on a Monday today's day row.
+    today = rollups.floor_day(now)
     assert all(hi <= now - 29 * DAY for _, hi in (*planned.positive.hours, *planned.positive.raw))
-    assert planned.positive.days == () or all(hi <= now - 20 * DAY for _, hi in planned.positive.days)
+    assert all(hi <= now - 20 * DAY or lo == today for lo, hi in planned.positive.days)
+    # What is taken away at the end lies ahead of now.
+    assert all(lo >= now for lo, _ in (*planned.negative.raw, *planned.negative.hours) if lo >= today)
 
 
 # --- the rows ------------------------------------------------------------------------------
