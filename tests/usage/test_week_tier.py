@@ -13,7 +13,6 @@ from unittest import mock
 
 import pytest
 from django.db.models import Sum
-from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -75,17 +74,25 @@ def test_an_edge_week_is_only_widened_from_a_midnight_after_the_horizon():
     assert selectors._whole_edge_weeks(d(1), d(26), d(400), None)[2] == selectors.Plan()
 
 
-def test_the_future_costs_nothing_to_take_away():
-    # A window ending now: today's rest and the week's rest are in the future, so
-    # today and this week are read whole, however early in the day or week it is.
-    now = timezone.now()
-    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    start, end, minus = selectors._whole_edge_days(today - 3 * DAY, now, [], None, None)
-    assert end == today + DAY and minus == selectors.plan_window(now, today + DAY, days=False)
-    start, end, minus = selectors._whole_edge_weeks(today - 30 * DAY, today + DAY, None, None)
-    assert end == floor_week(today) + WEEK
-    if today + DAY < end:  # not a Sunday: the days after today are taken away
+@pytest.mark.parametrize("weekday", range(7))
+def test_the_future_costs_nothing_to_take_away(weekday):
+    # A window ending now: today's rest and the week's rest are in the future, so today
+    # is read whole however early in the day it is, and this week from its second day on
+    # (on a Monday the week row would be one more row than today's).
+    today = MONDAY + timedelta(weeks=30, days=weekday)
+    now = today + timedelta(minutes=20)
+    with mock.patch("django.utils.timezone.now", return_value=now):
+        start, end, minus = selectors._whole_edge_days(today - 3 * DAY, now, [], None, None)
+        assert end == today + DAY and minus == selectors.plan_window(now, today + DAY, days=False)
+        start, end, minus = selectors._whole_edge_weeks(today - 30 * DAY, today + DAY, None, None)
+    week_end = floor_week(today) + WEEK
+    assert end == (today + DAY if weekday == 0 else week_end)
+    if today + DAY < end:  # the days after today are taken away
         assert minus.days[-1] == (today + DAY, end)
+    # The same window seen a month later, when the rest of that day is past: 23h40
+    # outside against 20 minutes inside, read by the hour.
+    with mock.patch("django.utils.timezone.now", return_value=today + 30 * DAY):
+        assert selectors._whole_edge_days(today - 3 * DAY, now, [], None, None)[1] == now
 
 
 @pytest.mark.parametrize("weekday", range(7))
