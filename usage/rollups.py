@@ -691,13 +691,7 @@ def rebuild(kind: str, *, since: datetime | None = None) -> int:
     written = 0
     with transaction.atomic():
         for tier, first_bucket, expected in _tier_sources(rollup, rebuildable_from(kind, since)):
-            stale = rollup.table.objects.filter(grain__in=[stored_grain(g, tier) for g in expected])
-            if first_bucket is not None:
-                stale = stale.filter(bucket__gte=first_bucket)
-            stale.delete()
-            # One statement per grain: each is a full pass over its source anyway.
-            for member in expected.values():
-                written += _insert(rollup, [member], upsert=False)
+            written += _rewrite_tier(rollup, tier, first_bucket, expected)
     return written
 
 
@@ -705,13 +699,22 @@ def rebuild_week_tier(kind: str) -> int:
     """Recompute the week tier of KIND from its day tier alone (the day rows outlive
     purges, so every week can be rebuilt whole). Returns the rollup rows written."""
     rollup = spec(kind)
-    grains = rollup.grains_at("week")
-    written = 0
+    expected = {g: from_rollups(rollup, g, "week") for g in rollup.grains_at("week")}
     with transaction.atomic():
-        rollup.table.objects.filter(grain__in=[stored_grain(g, "week") for g in grains]).delete()
-        for grain in grains:
-            written += _insert(rollup, [from_rollups(rollup, grain, "week")], upsert=False)
-    return written
+        return _rewrite_tier(rollup, "week", None, expected)
+
+
+def _rewrite_tier(
+    rollup: RollupSpec, tier: str, first_bucket: datetime | None, expected: dict[str, models.QuerySet]
+) -> int:
+    """Replace the rows at TIER of each grain EXPECTED names (from FIRST_BUCKET on, or
+    all of them) with its expected rows. Returns the rollup rows written."""
+    stale = rollup.table.objects.filter(grain__in=[stored_grain(g, tier) for g in expected])
+    if first_bucket is not None:
+        stale = stale.filter(bucket__gte=first_bucket)
+    stale.delete()
+    # One statement per grain: each is a full pass over its source anyway.
+    return sum(_insert(rollup, [member], upsert=False) for member in expected.values())
 
 
 @dataclass
