@@ -15,6 +15,7 @@ from django.db.models import Sum
 
 from logs.models import Log
 from logs.services import purge
+from tests.usage.usage_support import check_clean
 from usage import rollups
 from usage.models import EventRollup, LLMRollup, ModelPrice, ToolRollup
 from usage.rollups import ALL_BUCKET, stored_grain
@@ -47,11 +48,6 @@ def calls(n: int, *, start: float = 0, step: float = 7, prefix: str = "c", **fie
         }
         for i in range(n)
     ]
-
-
-def check_clean(kind: str = "llm") -> None:
-    differences = rollups.check(kind)
-    assert differences == [], [str(d) for d in differences[:10]]
 
 
 def totals(grain: str = "model", **filters) -> dict:

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 from logs.models import Log
 from logs.services import purge
 from usage import selectors
+from tests.usage.usage_support import assert_same, expected_llm
 from usage.models import ToolCall
-from usage.rollups import latency_bucket
 
 User = get_user_model()
 
@@ -164,42 +164,6 @@ def dataset(post_json, service_headers):
         for i in range(120)
     ]
     assert post_json("/api/ingest/tool-calls", tools, **service_headers).status_code == 201
-
-
-def expected_llm(start, end, group_by, series, tz, rows=None) -> dict:
-    """What a scan of the raw rows says, computed in Python from every row (of ROWS, a
-    Log queryset, default every LLM call; START and END may be None: open)."""
-    out: dict = defaultdict(lambda: defaultdict(int))
-    for row in (rows if rows is not None else Log.objects.llm_calls()).between(start, end):
-        key = tuple(
-            getattr(row, name) or (0 if name.endswith("_id") and name != "chat_id" else "") for name in group_by
-        )
-        if series == "hour":
-            key += (row.created_at.replace(minute=0, second=0, microsecond=0),)
-        elif series == "day":
-            key += (row.created_at.astimezone(tz).date(),)
-        acc = out[key]
-        acc["requests"] += 1
-        acc["errors"] += int(not row.success)
-        acc["prompt_tokens"] += row.prompt_tokens
-        acc["completion_tokens"] += row.completion_tokens
-        acc["quota"] += row.quota if row.type == Log.Type.CONSUME else 0
-        acc["cost"] += Decimal(row.cost)
-        acc["latency_count"] += int(row.latency_ms is not None)
-        acc["latency_sum_ms"] += row.latency_ms or 0
-        bucket = latency_bucket(row.latency_ms)
-        if bucket is not None:
-            acc[f"lat_{bucket:02d}"] += 1
-        acc["last_at"] = max(acc["last_at"] or row.created_at, row.created_at)
-    return out
-
-
-def assert_same(got: list[dict], want: dict, keys: list[str], compared=None) -> None:
-    got_by_key = {tuple(row[k] for k in keys): row for row in got}
-    assert list(got_by_key) == sorted(want)  # each group once, sorted by the group keys
-    for key, acc in want.items():
-        for name in compared or [n for n in acc if n != "cost"]:
-            assert got_by_key[key][name] == acc[name], (key, name)
 
 
 COMPARED = ["requests", "errors", "prompt_tokens", "completion_tokens", "quota", "latency_count", "latency_sum_ms"]

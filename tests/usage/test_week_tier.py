@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from logs.models import Log
 from logs.services import purge
+from tests.usage.usage_support import assert_same, check_clean, expected_llm
 from messaging.models import Message, MessageRollup
 from usage import rollups, selectors
 from usage.models import LLMRollup
@@ -140,11 +141,6 @@ def weeks_of_calls(post_json, service_headers):
         assert post_json("/api/ingest/llm-calls", batch[start : start + 80], **service_headers).status_code == 201
 
 
-def check_clean(kind: str) -> None:
-    differences = rollups.check(kind)
-    assert differences == [], [str(x) for x in differences[:10]]
-
-
 def test_week_rows_sum_the_day_rows_of_their_monday_week(weeks_of_calls):
     weeks = LLMRollup.objects.filter(grain="user:week")
     mondays = {floor_week(at) for at in Log.objects.llm_calls().values_list("created_at", flat=True)}
@@ -198,23 +194,7 @@ def test_message_week_rows_are_kept_per_chat_member(post_json, service_headers):
 
 
 def expected(start, end, group_by) -> dict:
-    out: dict = defaultdict(lambda: defaultdict(int))
-    for row in Log.objects.llm_calls().between(start, end):
-        acc = out[tuple(getattr(row, name) or 0 for name in group_by)]
-        acc["requests"] += 1
-        acc["errors"] += int(not row.success)
-        acc["prompt_tokens"] += row.prompt_tokens
-        acc["completion_tokens"] += row.completion_tokens
-        acc["last_at"] = max(acc["last_at"] or row.created_at, row.created_at)
-    return out
-
-
-def assert_same(got: list[dict], want: dict, group_by: tuple, compared: list[str]) -> None:
-    got_by_key = {tuple(row[k] for k in group_by): row for row in got}
-    assert list(got_by_key) == sorted(want)
-    for key, acc in want.items():
-        for name in compared:
-            assert got_by_key[key][name] == acc[name], (key, name)
+    return expected_llm(start, end, group_by, None, UTC)
 
 
 SUMS = ["requests", "errors", "prompt_tokens", "completion_tokens"]
