@@ -48,8 +48,8 @@ from typing import Any
 from django.core.cache import cache
 from django.db import DataError, OperationalError, connection, models, transaction
 from django.db.models import Count, Max, Q, Sum, Value
-from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast, Coalesce, Concat, TruncDay, TruncHour, TruncWeek
+from django.db.models.sql.datastructures import BaseTable
 
 from usage.models import (
     EARLIEST_FACT,
@@ -543,11 +543,22 @@ def _apply_statement(rollup: RollupSpec) -> tuple[str, list[Any]]:
     cached = (rollup.kind, connection.vendor)
     if cached not in _APPLY_STATEMENTS:
         postgres = connection.vendor == "postgresql"
-        if postgres:
-            prefix = "WITH statsite_batch(id) AS (SELECT unnest($1::bigint[]))"
-        else:
-            prefix = "WITH statsite_batch(id) AS (SELECT value FROM json_each(%s))"
-        facts = rollup.facts().filter(pk__in=RawSQL("SELECT id FROM statsite_batch", []))
+        qn = connection.ops.quote_name
+        facts = rollup.facts()
+        meta = facts.model._meta
+        ids = "$1::bigint[]" if postgres else "SELECT value FROM json_each(%s)"
+        match = f"= ANY({ids})" if postgres else f"IN ({ids})"
+        # The batch's facts are read once, into the WITH item: every member (25 for the
+        # LLM rollups) aggregates them from there instead of looking up each id again
+        # (at 10M calls, a 1000-call batch's upsert took 99 ms that way, 67 ms this).
+        # SQLite materializes an item read more than once by itself, and older SQLite
+        # does not know the keyword.
+        materialized = "MATERIALIZED " if postgres else ""
+        prefix = (
+            f"WITH statsite_batch AS {materialized}"
+            f"(SELECT * FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} {match})"
+        )
+        facts = _read_from(facts, "statsite_batch")
         members = [
             from_facts(rollup, name, tier, facts) for name, grain in rollup.grains.items() for tier in grain.tiers
         ]
@@ -557,6 +568,16 @@ def _apply_statement(rollup: RollupSpec) -> tuple[str, list[Any]]:
                 statement, params = cursor.mogrify(statement, params), []
         _APPLY_STATEMENTS[cached] = (statement, params)
     return _APPLY_STATEMENTS[cached]
+
+
+def _read_from(facts: models.QuerySet, relation: str) -> models.QuerySet:
+    """FACTS read from RELATION, a WITH item holding rows of their table, instead of the
+    table: the query keeps the table's name as the relation's alias, so every column it
+    names (`"logs_log"."created_at"`) is the relation's."""
+    facts = facts.all()
+    alias = facts.query.get_initial_alias()
+    facts.query.alias_map[alias] = BaseTable(relation, alias)
+    return facts
 
 
 class TotalTooLarge(Exception):
