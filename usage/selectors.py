@@ -1037,7 +1037,9 @@ def console_model_stats(*, start: datetime, end: datetime) -> list[ConsoleModelS
     prompt + completion tokens, errors, the mean latency of the calls that reported one
     (0 when none did) and the 95th percentile estimated from the latency histogram
     (None when none did). Most requested first, then by model. Two queries."""
-    rows = usage("llm", start=start, end=end, group_by=("model_name",))
+    # Not the newest call's time: a maximum would keep an edge day from being read whole.
+    measures = ("requests", "errors", "prompt_tokens", "completion_tokens", "latency_sum_ms", "latency_count")
+    rows = usage("llm", start=start, end=end, group_by=("model_name",), measures=(*measures, *latency_field_names()))
     out: list[ConsoleModelStat] = [
         {
             "model": row["model_name"],
