@@ -124,8 +124,9 @@ class RawNote:
 
 # What the page shows of LLM calls, of tool calls and of messages: asking for these
 # measures alone leaves out the newest fact's time, a maximum that would forbid reading
-# an edge day whole less its hours outside (a day of accounts: 32,000 hour rows of
-# account x model instead of 1,000 day rows and the 15,000 hours outside).
+# an edge day whole less its hours outside (the last 24 hours by account at 10M calls,
+# at 11:00: 32,400 hour rows of account x model, against two days' 2,000 day rows less
+# the 12,300 hours outside).
 LLM_MEASURES = ("requests", "errors", "prompt_tokens", "completion_tokens", "cost")
 TOOL_MEASURES = ("calls", "failures", "cost")
 MESSAGE_MEASURES = ("messages",)

@@ -229,9 +229,7 @@ def test_top_tools_channels_and_accounts_equal_the_selectors(staff_client, activ
 
 def test_the_rankings_read_an_edge_day_whole_less_its_hours_outside(activity):
     # The page asks for the measures it shows, not the newest call's time: that maximum
-    # would keep an edge day from being read whole less its hours outside (at 10M calls,
-    # a day of accounts read 32,000 hour rows of account x model instead of 1,000 day rows
-    # and the 15,000 hours outside).
+    # would keep an edge day from being read whole less its hours outside.
     window = window_of("24h")
     with CaptureQueriesContext(connection) as ctx:
         shown = top_accounts(window, Filters())
