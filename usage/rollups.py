@@ -760,6 +760,7 @@ def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
     when they agree)."""
     rollup = spec(kind)
     names = list(rollup.measure_names)
+    places = [_decimal_places(rollup.table._meta.get_field(name)) for name in names]
     offset = 3 + len(rollup.dimensions)
     differences: list[Difference] = []
     for tier, first_bucket, expected_by_grain in _tier_sources(rollup, rebuildable_from(kind, since)):
@@ -775,8 +776,8 @@ def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
             for ident in sorted(expected.keys() | stored.keys()):
                 want = expected.get(ident) or [None] * len(names)
                 have = stored.get(ident) or [None] * len(names)
-                for field, a, b in zip(names, have, want):
-                    if not _same(a, b):
+                for field, digits, a, b in zip(names, places, have, want):
+                    if not _same(a, b, digits):
                         differences.append(Difference(name, ident[0], ident[1], field, a, b))
     return differences
 
@@ -789,9 +790,21 @@ def _as_utc(value: datetime | str) -> datetime:
     return value.astimezone(UTC)
 
 
-def _same(a: Any, b: Any) -> bool:
+def _decimal_places(field: models.Field) -> int | None:
+    return field.decimal_places if isinstance(field, models.DecimalField) else None
+
+
+def _same(a: Any, b: Any, places: int | None = None) -> bool:
+    """Whether A (stored) and B (expected) are the same value; decimals at the column's
+    PLACES, as stored. SQLite sums decimals as doubles, so the facts' sum of 300 costs
+    of 0.000075 comes back as 0.0224999999999999 where the column reads 0.02250000; on
+    PostgreSQL both are exact and have no more places than the column."""
     if a is None or b is None:
         return a is None and b is None or (a in (0, None) and b in (0, None))
     if isinstance(a, datetime) or isinstance(b, datetime):
         return _as_utc(a) == _as_utc(b)
-    return Decimal(str(a)) == Decimal(str(b))
+    a, b = Decimal(str(a)), Decimal(str(b))
+    if places is not None:
+        step = Decimal(1).scaleb(-places)
+        a, b = a.quantize(step), b.quantize(step)
+    return a == b

@@ -122,6 +122,18 @@ def test_a_second_batch_into_the_same_hour_increments_the_bucket(post_json, serv
     check_clean()
 
 
+def test_the_check_agrees_with_costs_a_double_cannot_sum_exactly(post_json, service_headers):
+    # SQLite sums decimals as doubles: 300 costs of 0.000075 add up to 0.0224999999999999
+    # there, which the rollup column reads back at its eight places, 0.02250000.
+    body = calls(300, step=0.1, prefix="tiny", cost="0.000075")
+    assert post_json("/api/ingest/llm-calls", body, **service_headers).status_code == 201
+    assert LLMRollup.objects.get(grain=stored_grain("total", "all")).cost == Decimal("0.0225")
+    check_clean()
+    # One unit of the last place is still a difference.
+    LLMRollup.objects.filter(grain=stored_grain("total", "all")).update(cost=Decimal("0.02250001"))
+    assert [(d.grain, d.field) for d in rollups.check("llm")] == [(stored_grain("total", "all"), "cost")]
+
+
 def test_a_retried_batch_adds_nothing_to_the_rollups(post_json, service_headers):
     batch = calls(10)
     post_json("/api/ingest/llm-calls", batch, **service_headers)
