@@ -41,7 +41,7 @@ import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
+from decimal import Decimal, InvalidOperation
 from functools import cached_property
 from typing import Any
 
@@ -806,5 +806,8 @@ def _same(a: Any, b: Any, places: int | None = None) -> bool:
     a, b = Decimal(str(a)), Decimal(str(b))
     if places is not None:
         step = Decimal(1).scaleb(-places)
-        a, b = a.quantize(step), b.quantize(step)
+        try:
+            a, b = a.quantize(step), b.quantize(step)
+        except InvalidOperation:  # too many digits to quantize (a double far past the column)
+            pass
     return a == b

@@ -134,6 +134,13 @@ def test_the_check_agrees_with_costs_a_double_cannot_sum_exactly(post_json, serv
     assert [(d.grain, d.field) for d in rollups.check("llm")] == [(stored_grain("total", "all"), "cost")]
 
 
+def test_the_check_compares_values_too_long_to_quantize_as_they_are():
+    # A double far past the column (SQLite does not hold it to its digits) cannot be
+    # quantized to eight places in 28 digits: compared whole, not a crash.
+    assert rollups._same(Decimal("1e30"), 1e30, 8)
+    assert not rollups._same(Decimal("1e30"), 2e30, 8)
+
+
 def test_a_retried_batch_adds_nothing_to_the_rollups(post_json, service_headers):
     batch = calls(10)
     post_json("/api/ingest/llm-calls", batch, **service_headers)
