@@ -740,22 +740,18 @@ def _neutral_keys(query: _Query, rows: list[tuple], signed: bool) -> list[tuple]
 
 
 def _buckets_q(query: _Query, planned: Planned, plan: Plan) -> Q:
-    """The rollup rows answering PLAN's hour and day ranges (an empty Q when none)."""
+    """The rollup rows answering PLAN's hour, day and week ranges (an empty Q when none)."""
     rollup = query.rollup
     where = Q()
-    if plan.hours and planned.hour_grain is not None:
-        grain = planned.hour_grain
-        where |= Q(grain=grain, **_key_filter(rollup, grain, query.filters)) & _ranges_q("bucket", plan.hours)
-    if plan.days and planned.day_grain is not None:
-        grain = planned.day_grain
-        where |= Q(
-            grain=stored_grain(grain, "day"), **_key_filter(rollup, grain, query.filters)
-        ) & _ranges_q("bucket", plan.days)
-    if plan.weeks and planned.week_grain is not None:
-        grain = planned.week_grain
-        where |= Q(
-            grain=stored_grain(grain, "week"), **_key_filter(rollup, grain, query.filters)
-        ) & _ranges_q("bucket", plan.weeks)
+    for tier, grain, ranges in (
+        ("hour", planned.hour_grain, plan.hours),
+        ("day", planned.day_grain, plan.days),
+        ("week", planned.week_grain, plan.weeks),
+    ):
+        if ranges and grain is not None:
+            where |= Q(
+                grain=stored_grain(grain, tier), **_key_filter(rollup, grain, query.filters)
+            ) & _ranges_q("bucket", ranges)
     return where
 
 
