@@ -5,6 +5,10 @@ It replaces the default site through `AdminConfig.default_site` (the documented
 way), so `django.contrib.admin.site`, `@admin.register` and every third-party
 registration keep working unchanged. This module is imported while the app
 registry is being built, so it must not import models at module level.
+
+Every ModelAdmin it registers, Django's own included, gets `InputGuard`
+(`statsite/admin_input.py`): bad lookups and selections in the admin's URLs and
+forms get the admin's own error answers instead of a 500.
 """
 
 from __future__ import annotations
@@ -19,6 +23,18 @@ class StatsiteAdminSite(admin.AdminSite):
     site_header = "statsite administration"
     site_title = "statsite admin"
     index_title = "Data and access"
+
+    def register(self, model_or_iterable, admin_class=None, **options) -> None:
+        from statsite.admin_input import InputGuard  # imports the admin's change list, so not at module level
+
+        admin_class = admin_class or admin.ModelAdmin
+        if not issubclass(admin_class, InputGuard):
+            admin_class = type(
+                admin_class.__name__,
+                (InputGuard, admin_class),
+                {"__module__": admin_class.__module__, "__qualname__": admin_class.__qualname__},
+            )
+        super().register(model_or_iterable, admin_class, **options)
 
     def get_urls(self) -> list[URLPattern | URLResolver]:
         # admin_view() gives the page the admin's staff check (non-staff go to the
