@@ -16,22 +16,12 @@ from messaging.models import Chat, Message
 from statsite.admin_input import InputGuard
 from statsite.admin_site import StatsiteAdminSite
 from statsite.models import AccessToken
-from tests.statsite.test_admin import add_rows, url
+# The admin tests' fixtures: fast password hashing (autouse) and three rows of every kind.
+from tests.statsite.test_admin import fast_passwords, rows, url  # noqa: F401
 from usage.models import Channel, RelayKey, ToolCall
 
 PAST_64_BITS = str(2**64)
 FACTS = [Log, ToolCall, Message]
-
-
-@pytest.fixture(autouse=True)
-def fast_passwords(settings):
-    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-
-
-@pytest.fixture
-def rows(user_a):
-    add_rows(3, user_a)
-    return user_a
 
 
 def invalid_lookup(response, model) -> bool:
