@@ -37,8 +37,8 @@ from django.db import models
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpRequest, HttpResponse
 
-# What both databases' drivers can bind as an integer.
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from statsite.ingest import INT64_MAX
+
 # Lookups whose values are compared with the field's own values.
 COMPARING = {"", "exact", "gt", "gte", "lt", "lte", "in", "range"}
 # The date drill-down's parts and their bounds. The calendar's first and last
@@ -47,12 +47,17 @@ COMPARING = {"", "exact", "gt", "gte", "lt", "lte", "in", "range"}
 DRILL_DOWN = (("year", MINYEAR + 1, MAXYEAR - 1), ("month", 1, 12), ("day", 1, 31))
 
 
+def _fits_64_bits(number: int) -> bool:
+    """Whether both databases' drivers can bind NUMBER as an integer."""
+    return -INT64_MAX - 1 <= number <= INT64_MAX
+
+
 def _beyond_64_bits(text: str) -> bool:
     try:
         number = int(text)
     except ValueError:
         return False  # not a number at all: Django's own validation answers it
-    return not INT64_MIN <= number <= INT64_MAX
+    return not _fits_64_bits(number)
 
 
 def _compared_field(model: type[models.Model], key: str) -> tuple[models.Field | None, str]:
@@ -180,7 +185,7 @@ class InputGuard:
             except ValidationError:
                 bad.append(text)
                 continue
-            if isinstance(value, int) and not INT64_MIN <= value <= INT64_MAX:
+            if isinstance(value, int) and not _fits_64_bits(value):
                 bad.append(text)
         if bad:
             shown = ", ".join(_shown(text) for text in bad[:5]) + (", …" if len(bad) > 5 else "")
