@@ -30,15 +30,17 @@ keeps the larger (`max`). The same definitions serve every path:
   buckets in one order and cannot deadlock over them;
 - rebuild: the hour tier from the facts, the day tier from the hour tier, the week
   and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can
-  always be rebuilt whole);
-- check: each tier compared with what it is rebuilt from.
+  always be rebuilt whole), with ingest of the kind and purges held off until it
+  commits;
+- check: each tier compared with what it is rebuilt from, all read as of one instant.
 """
 
 from __future__ import annotations
 
 import json
 import weakref
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -703,14 +705,35 @@ def _tier_sources(rollup: RollupSpec, start: datetime | None):
     yield "all", None, {g: from_rollups(rollup, g, "all") for g in rollup.grains_at("all")}
 
 
+def _lock_for_rebuild(rollup: RollupSpec) -> None:
+    """Inside a rebuild's transaction, before it reads anything: hold off, until it
+    commits, whatever would change what it reads. On PostgreSQL, ingest's increments of
+    this kind's rollups wait (SHARE ROW EXCLUSIVE on the table: a fact committed before
+    the lock has its increments in, one committed after is not among the facts read, and
+    its increments follow the rebuild's rows), as does a second rebuild of the kind, and
+    a purge's move of the horizon (SHARE on the horizon table: a purge deletes only below
+    a horizon it has recorded, so no fact the rebuild counts from can go missing while
+    it reads). Without them a rebuild beside live ingest could deadlock with it, and one
+    beside a purge could rebuild purged hours from the rows left, losing their history.
+    Readers are not held: they see the old rows until the rebuild commits. On SQLite the
+    transaction holds the database's write lock from its start, which does the same."""
+    if connection.vendor != "postgresql":
+        return
+    quote = connection.ops.quote_name
+    with connection.cursor() as cursor:
+        cursor.execute(f"LOCK TABLE {quote(RawDataHorizon._meta.db_table)} IN SHARE MODE")
+        cursor.execute(f"LOCK TABLE {quote(rollup.table._meta.db_table)} IN SHARE ROW EXCLUSIVE MODE")
+
+
 def rebuild(kind: str, *, since: datetime | None = None) -> int:
     """Recompute the rollups of KIND: the hour tier from the facts (from SINCE's hour on,
     never before the purge horizon), the day tier from the hour tier (from that day on),
     the week tier (from that day's week on) and the all tier from the day tier. Returns
-    the rollup rows written."""
+    the rollup rows written. Ingest of KIND and purges wait until it commits."""
     rollup = spec(kind)
     written = 0
     with transaction.atomic():
+        _lock_for_rebuild(rollup)
         for tier, first_bucket, expected in _tier_sources(rollup, rebuildable_from(kind, since)):
             written += _rewrite_tier(rollup, tier, first_bucket, expected)
     return written
@@ -722,7 +745,36 @@ def rebuild_week_tier(kind: str) -> int:
     rollup = spec(kind)
     expected = {g: from_rollups(rollup, g, "week") for g in rollup.grains_at("week")}
     with transaction.atomic():
+        _lock_for_rebuild(rollup)
         return _rewrite_tier(rollup, "week", None, expected)
+
+
+@contextmanager
+def one_snapshot() -> Iterator[None]:
+    """Every read inside sees the database as of one moment, and writers go on: a check
+    beside live ingest compares facts and rollups of the same instant, where reading
+    each at its own moment found the increments of batches committed in between as
+    differences. PostgreSQL: a REPEATABLE READ, READ ONLY transaction. SQLite (WAL): a
+    deferred transaction, whose snapshot is its first read's, and which takes no write
+    lock (the connection's own transactions begin IMMEDIATE, taking it)."""
+    if connection.in_atomic_block:  # already in a transaction (a test's): its snapshot it is
+        yield
+        return
+    if connection.vendor == "postgresql":
+        with transaction.atomic():
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            yield
+        return
+    connection.ensure_connection()
+    mode = getattr(connection, "transaction_mode", None)
+    connection.transaction_mode = "DEFERRED"
+    try:
+        with transaction.atomic():
+            connection.transaction_mode = mode
+            yield
+    finally:
+        connection.transaction_mode = mode
 
 
 def _rewrite_tier(
@@ -758,12 +810,16 @@ def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
     facts (from SINCE's hour on, never before the purge horizon), the day tier with the
     hour tier, the week and all tiers with the day tier. Returns every difference (empty
     when they agree)."""
-    rollup = spec(kind)
+    with one_snapshot():
+        return _differences(spec(kind), since)
+
+
+def _differences(rollup: RollupSpec, since: datetime | None) -> list[Difference]:
     names = list(rollup.measure_names)
     places = [_decimal_places(rollup.table._meta.get_field(name)) for name in names]
     offset = 3 + len(rollup.dimensions)
     differences: list[Difference] = []
-    for tier, first_bucket, expected_by_grain in _tier_sources(rollup, rebuildable_from(kind, since)):
+    for tier, first_bucket, expected_by_grain in _tier_sources(rollup, rebuildable_from(rollup.kind, since)):
         for grain, member in expected_by_grain.items():
             name = stored_grain(grain, tier)
             expected = {(row[1], _as_utc(row[2])): list(row[offset:]) for row in member.iterator()}

@@ -14,9 +14,11 @@ SHOWN_DIFFERENCES = 50
 
 class Command(BaseCommand):
     help = (
-        "rebuild: recompute the hourly rollups from the raw facts. "
-        "check: compare them with the facts; exits non-zero on any difference, printing it. "
-        "Buckets before a purge horizon are history (their raw rows are gone) and are left alone."
+        "rebuild: recompute the hourly rollups from the raw facts (ingest of the kind and purges "
+        "wait until each kind's rebuild commits; --since keeps it short). "
+        "check: compare them with the facts, as of one instant; exits non-zero on any difference, "
+        "printing it. Buckets before a purge horizon are history (their raw rows are gone) and are "
+        "left alone."
     )
 
     def add_arguments(self, parser) -> None:
