@@ -725,17 +725,26 @@ def _lock_for_rebuild(rollup: RollupSpec) -> None:
         cursor.execute(f"LOCK TABLE {quote(rollup.table._meta.db_table)} IN SHARE ROW EXCLUSIVE MODE")
 
 
-def rebuild(kind: str, *, since: datetime | None = None) -> int:
+Progress = Callable[[int], None]
+
+
+def steps(kind: str) -> int:
+    """How many grain x tier steps a rebuild or check of KIND takes (for a progress bar)."""
+    return sum(len(grain.tiers) for grain in spec(kind).grains.values())
+
+
+def rebuild(kind: str, *, since: datetime | None = None, progress: Progress | None = None) -> int:
     """Recompute the rollups of KIND: the hour tier from the facts (from SINCE's hour on,
     never before the purge horizon), the day tier from the hour tier (from that day on),
     the week tier (from that day's week on) and the all tier from the day tier. Returns
-    the rollup rows written. Ingest of KIND and purges wait until it commits."""
+    the rollup rows written; PROGRESS gets 1 for each grain and tier done. Ingest of
+    KIND and purges wait until it commits."""
     rollup = spec(kind)
     written = 0
     with transaction.atomic():
         _lock_for_rebuild(rollup)
         for tier, first_bucket, expected in _tier_sources(rollup, rebuildable_from(kind, since)):
-            written += _rewrite_tier(rollup, tier, first_bucket, expected)
+            written += _rewrite_tier(rollup, tier, first_bucket, expected, progress)
     return written
 
 
@@ -778,7 +787,11 @@ def one_snapshot() -> Iterator[None]:
 
 
 def _rewrite_tier(
-    rollup: RollupSpec, tier: str, first_bucket: datetime | None, expected: dict[str, models.QuerySet]
+    rollup: RollupSpec,
+    tier: str,
+    first_bucket: datetime | None,
+    expected: dict[str, models.QuerySet],
+    progress: Progress | None = None,
 ) -> int:
     """Replace the rows at TIER of each grain EXPECTED names (from FIRST_BUCKET on, or
     all of them) with its expected rows. Returns the rollup rows written."""
@@ -786,8 +799,13 @@ def _rewrite_tier(
     if first_bucket is not None:
         stale = stale.filter(bucket__gte=first_bucket)
     stale.delete()
+    written = 0
     # One statement per grain: each is a full pass over its source anyway.
-    return sum(_insert(rollup, [member], upsert=False) for member in expected.values())
+    for member in expected.values():
+        written += _insert(rollup, [member], upsert=False)
+        if progress is not None:
+            progress(1)
+    return written
 
 
 @dataclass
@@ -805,16 +823,16 @@ class Difference:
         return f"{self.grain} [{key}] {when} {self.field}: rollup={self.rollup} facts={self.facts}"
 
 
-def check(kind: str, *, since: datetime | None = None) -> list[Difference]:
+def check(kind: str, *, since: datetime | None = None, progress: Progress | None = None) -> list[Difference]:
     """Compare the rollups of KIND with what they are built from: the hour tier with the
     facts (from SINCE's hour on, never before the purge horizon), the day tier with the
     hour tier, the week and all tiers with the day tier. Returns every difference (empty
     when they agree)."""
     with one_snapshot():
-        return _differences(spec(kind), since)
+        return _differences(spec(kind), since, progress)
 
 
-def _differences(rollup: RollupSpec, since: datetime | None) -> list[Difference]:
+def _differences(rollup: RollupSpec, since: datetime | None, progress: Progress | None) -> list[Difference]:
     names = list(rollup.measure_names)
     places = [_decimal_places(rollup.table._meta.get_field(name)) for name in names]
     offset = 3 + len(rollup.dimensions)
@@ -835,6 +853,8 @@ def _differences(rollup: RollupSpec, since: datetime | None) -> list[Difference]
                 for field, digits, a, b in zip(names, places, have, want):
                     if not _same(a, b, digits):
                         differences.append(Difference(name, ident[0], ident[1], field, a, b))
+            if progress is not None:
+                progress(1)
     return differences
 
 

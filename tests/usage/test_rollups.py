@@ -275,6 +275,26 @@ def test_the_command_checks_and_rebuilds(post_json, service_headers):
     call_command("rollups", "check", stdout=io.StringIO())
 
 
+@pytest.mark.parametrize("kind", rollups.ROLLUP_KINDS)
+def test_rebuild_and_check_report_each_grain_and_tier_to_their_progress(kind, post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(6), **service_headers)
+    seen = {"rebuild": [], "check": []}
+    rollups.rebuild(kind, progress=seen["rebuild"].append)
+    assert rollups.check(kind, progress=seen["check"].append) == []
+    want = sum(len(rollups.spec(kind).grains_at(tier)) for tier in ("hour", "day", "week", "all"))
+    assert rollups.steps(kind) == want > 0
+    assert seen == {"rebuild": [1] * want, "check": [1] * want}
+
+
+def test_the_command_draws_no_progress_bar_off_a_terminal(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(3), **service_headers)
+    out, err = io.StringIO(), io.StringIO()
+    call_command("rollups", "rebuild", "--kind", "llm", stdout=out, stderr=err)
+    call_command("rollups", "check", "--kind", "llm", stdout=out, stderr=err)
+    assert err.getvalue() == ""
+    assert out.getvalue().splitlines()[-1] == "llm: rollups agree with the facts (all buckets)"
+
+
 def test_the_command_refuses_a_bad_since():
     with pytest.raises(CommandError, match="--since"):
         call_command("rollups", "check", "--since", "yesterday-ish", stdout=io.StringIO())
