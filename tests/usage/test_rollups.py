@@ -295,6 +295,70 @@ def test_the_command_draws_no_progress_bar_off_a_terminal(post_json, service_hea
     assert out.getvalue().splitlines()[-1] == "llm: rollups agree with the facts (all buckets)"
 
 
+NAMES_IN_NO_COLLATION_ORDER = ["Zed", "alice", "Ärger", "émile", "z", "_x", "10", "9", "ß", "ｚ", "Alice"]
+
+
+def test_check_pairs_rows_by_code_point_whatever_the_names(post_json, service_headers):
+    """The check merges stored and expected rows read in one order: keys of any script and
+    case must come from both sides in Python's order, or rows would look missing."""
+    records = [
+        {"request_id": f"n-{i}", "created_at": at(i * 5), "username": name, "model_name": f"M-{name}",
+         "prompt_tokens": 1 + i, "group": name, "chat_id": name}
+        for i, name in enumerate(NAMES_IN_NO_COLLATION_ORDER)
+    ]
+    assert post_json("/api/ingest/llm-calls", records, **service_headers).status_code == 201
+    check_clean()
+    # One row in the middle of the order changed: exactly it is reported.
+    row = LLMRollup.objects.get(grain="user_model", model_name="M-émile")
+    LLMRollup.objects.filter(pk=row.pk).update(prompt_tokens=row.prompt_tokens + 5)
+    found = {(d.grain, d.key, d.field) for d in rollups.check("llm")}
+    # And the account's day row, which adds up its hour rows.
+    assert found == {("user_model", row.key, "prompt_tokens"), ("user:day", str(row.user_id), "prompt_tokens")}
+
+
+def test_rows_out_of_order_stop_the_check_rather_than_look_missing():
+    stored = iter([(("b", 1), [1]), (("a", 1), [1])])
+    expected = iter([(("a", 1), [1]), (("b", 1), [1])])
+    with pytest.raises(RuntimeError, match="out of order"):
+        list(rollups._merged(stored, expected, "model"))
+
+
+def test_merged_pairs_equal_idents_and_keeps_the_lonely_ones():
+    stored = iter([(("a", 1), [1]), (("c", 1), [3])])
+    expected = iter([(("a", 1), [1]), (("b", 1), [2])])
+    assert list(rollups._merged(stored, expected, "model")) == [
+        (("a", 1), [1], [1]), (("b", 1), None, [2]), (("c", 1), [3], None)
+    ]
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="collations are PostgreSQL's")
+def test_check_orders_both_sides_by_code_point_on_postgresql(post_json, service_headers):
+    from django.db import connection as conn
+    from django.test.utils import CaptureQueriesContext
+
+    post_json("/api/ingest/llm-calls", calls(3), **service_headers)
+    with CaptureQueriesContext(conn) as queries:
+        assert rollups.check("tools") == []
+    ordered = [q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"]]
+    assert ordered and all('COLLATE "C"' in sql.split("ORDER BY")[-1] for sql in ordered)
+
+
+def test_the_command_counts_every_difference_and_shows_the_first_fifty(post_json, service_headers):
+    from usage.management.commands.rollups import SHOWN_DIFFERENCES
+
+    post_json("/api/ingest/llm-calls", calls(40, step=61), **service_headers)  # 40 hours
+    changed = LLMRollup.objects.filter(grain="model").update(requests=0, prompt_tokens=0)
+    expected = len(rollups.check("llm"))
+    assert expected > SHOWN_DIFFERENCES and changed >= 40
+    out = io.StringIO()
+    with pytest.raises(CommandError, match=f"disagree with the facts in {expected} places"):
+        call_command("rollups", "check", "--kind", "llm", stdout=out)
+    lines = out.getvalue().splitlines()
+    assert lines[0] == f"llm: {expected} differences (all buckets):"
+    assert len(lines) == 1 + SHOWN_DIFFERENCES + 1
+    assert lines[-1] == f"  … and {expected - SHOWN_DIFFERENCES} more"
+
+
 def test_the_command_refuses_a_bad_since():
     with pytest.raises(CommandError, match="--since"):
         call_command("rollups", "check", "--since", "yesterday-ish", stdout=io.StringIO())

@@ -47,21 +47,26 @@ class Command(BaseCommand):
                 if action == "rebuild":
                     written = rollups.rebuild(name, since=start, progress=bar.update)
                 else:
-                    differences = rollups.check(name, since=start, progress=bar.update)
+                    # Counted as they come, the first few kept: however many there are.
+                    shown, found = [], 0
+                    for difference in rollups.differences(name, since=start, progress=bar.update):
+                        found += 1
+                        if len(shown) < SHOWN_DIFFERENCES:
+                            shown.append(difference)
             if action == "rebuild":
                 self.stdout.write(
                     f"{name}: rebuilt {written} rollup rows ({scope}) in {time.monotonic() - started:.1f}s"
                 )
                 continue
-            if not differences:
+            if not found:
                 self.stdout.write(f"{name}: rollups agree with the facts ({scope})")
                 continue
-            failed += len(differences)
-            self.stdout.write(f"{name}: {len(differences)} differences ({scope}):")
-            for difference in differences[:SHOWN_DIFFERENCES]:
+            failed += found
+            self.stdout.write(f"{name}: {found} differences ({scope}):")
+            for difference in shown:
                 self.stdout.write(f"  {difference}")
-            if len(differences) > SHOWN_DIFFERENCES:
-                self.stdout.write(f"  … and {len(differences) - SHOWN_DIFFERENCES} more")
+            if found > SHOWN_DIFFERENCES:
+                self.stdout.write(f"  … and {found - SHOWN_DIFFERENCES} more")
         if failed:
             raise CommandError(f"rollups disagree with the facts in {failed} places; `rollups rebuild` repairs them")
 
