@@ -101,7 +101,7 @@ def all_time_requests() -> int:
 @postgres_only
 def test_a_check_beside_ingest_compares_one_instant(monkeypatch, service_key):
     ingest(service_key, calls("before", 30))
-    # The check has read the facts of its first grain and is about to read its rollups.
+    # The check has read its first grain's stored rows, not yet the facts they add up to.
     with stopped(monkeypatch, "_as_utc") as (reached, release):
         check = Step(lambda: rollups.check("llm"))
         check.start()
@@ -113,20 +113,26 @@ def test_a_check_beside_ingest_compares_one_instant(monkeypatch, service_key):
     check_clean()
 
 
-@postgres_only
-def test_ingest_waits_for_a_rebuild_and_neither_fails(monkeypatch, service_key):
-    ingest(service_key, calls("old", 40, days_ago=3))
+def beside_a_rebuild(monkeypatch, other: Callable[[], object]) -> tuple[object, object]:
+    """Start OTHER once a rebuild of the LLM calls' rollups has taken its locks and read
+    nothing yet, prove that OTHER waits for it, then let both finish: what each returned."""
     with stopped(monkeypatch, "_rewrite_tier") as (reached, release):
         rebuild = Step(lambda: rollups.rebuild("llm"))
         rebuild.start()
-        assert reached.wait(DONE)  # locks taken, nothing rewritten yet
-        # A day no rollup row has yet: before the lock, nothing held this batch back.
-        late = Step(lambda: ingest(service_key, calls("late", 25, days_ago=40)))
-        late.start()
-        assert not late.finished.wait(WAITING), "ingest went on beside the rebuild"
+        assert reached.wait(DONE)
+        step = Step(other)
+        step.start()
+        assert not step.finished.wait(WAITING), "it went on beside the rebuild"
         release.set()
-        rebuild.outcome()
-        assert late.outcome() == 25
+        return rebuild.outcome(), step.outcome()
+
+
+@postgres_only
+def test_ingest_waits_for_a_rebuild_and_neither_fails(monkeypatch, service_key):
+    ingest(service_key, calls("old", 40, days_ago=3))
+    # A day no rollup row has yet: without the lock, nothing would hold this batch back.
+    _, created = beside_a_rebuild(monkeypatch, lambda: ingest(service_key, calls("late", 25, days_ago=40)))
+    assert created == 25
     assert all_time_requests() == 65
     check_clean()
 
@@ -135,18 +141,10 @@ def test_ingest_waits_for_a_rebuild_and_neither_fails(monkeypatch, service_key):
 def test_a_purge_waits_for_a_rebuild_so_purged_hours_keep_their_history(monkeypatch, service_key):
     ingest(service_key, calls("old", 40, days_ago=10))
     ingest(service_key, calls("new", 10))
-    with stopped(monkeypatch, "_rewrite_tier") as (reached, release):
-        # The rebuild has read the horizon (none: nothing was ever purged), not yet the facts.
-        rebuild = Step(lambda: rollups.rebuild("llm"))
-        rebuild.start()
-        assert reached.wait(DONE)
-        cutoff = timezone.now() - timedelta(days=5)
-        purging = Step(lambda: purge("logs", before=cutoff))
-        purging.start()
-        assert not purging.finished.wait(WAITING), "the purge went on beside the rebuild"
-        release.set()
-        rebuild.outcome()
-        assert purging.outcome() == 40
+    cutoff = timezone.now() - timedelta(days=5)
+    # The rebuild has read the horizon (none: nothing was ever purged), not yet the facts.
+    _, purged = beside_a_rebuild(monkeypatch, lambda: purge("logs", before=cutoff))
+    assert purged == 40
     assert Log.objects.count() == 10
     # The purged days are still counted: the rebuild recounted them before their rows went.
     assert all_time_requests() == 50
@@ -158,15 +156,8 @@ def test_a_purge_waits_for_a_rebuild_so_purged_hours_keep_their_history(monkeypa
 @postgres_only
 def test_two_rebuilds_of_one_kind_take_turns(monkeypatch, service_key):
     ingest(service_key, calls("c", 30))
-    with stopped(monkeypatch, "_rewrite_tier") as (reached, release):
-        first = Step(lambda: rollups.rebuild("llm"))
-        first.start()
-        assert reached.wait(DONE)
-        second = Step(lambda: rollups.rebuild("llm"))
-        second.start()
-        assert not second.finished.wait(WAITING), "a second rebuild went on beside the first"
-        release.set()
-        assert first.outcome() == second.outcome()
+    first, second = beside_a_rebuild(monkeypatch, lambda: rollups.rebuild("llm"))
+    assert first == second
     assert all_time_requests() == 30
     check_clean()
 
