@@ -846,14 +846,14 @@ def differences(kind: str, *, since: datetime | None = None, progress: Progress 
                 name = stored_grain(grain, tier)
                 expected = (
                     ((row[1], _as_utc(row[2])), row[offset:])
-                    for row in member.order_by(_by_code_point("r_key"), "r_bucket").iterator(CHECK_CHUNK)
+                    for row in member.order_by(by_code_point("r_key"), "r_bucket").iterator(CHECK_CHUNK)
                 )
                 stored_rows = rollup.table.objects.filter(grain=name)
                 if first_bucket is not None:
                     stored_rows = stored_rows.filter(bucket__gte=first_bucket)
                 stored = (
                     ((row[0], _as_utc(row[1])), row[2:])
-                    for row in stored_rows.order_by(_by_code_point("key"), "bucket")
+                    for row in stored_rows.order_by(by_code_point("key"), "bucket")
                     .values_list("key", "bucket", *names)
                     .iterator(CHECK_CHUNK)
                 )
@@ -871,9 +871,10 @@ def differences(kind: str, *, since: datetime | None = None, progress: Progress 
 CHECK_CHUNK = 5000
 
 
-def _by_code_point(name: str) -> models.Expression:
-    """Text ordered as Python compares it, by code point: SQLite's own order, PostgreSQL's
-    under the "C" collation (whatever the database's)."""
+def by_code_point(name: str) -> models.Expression:
+    """Text column or annotation NAME, to order by as Python compares text, by code
+    point: SQLite's own order, PostgreSQL's under the "C" collation (whatever the
+    database's). The check's merge and the selectors' merges rely on it."""
     return Collate(models.F(name), "C") if connection.vendor == "postgresql" else models.F(name)
 
 

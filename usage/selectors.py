@@ -30,7 +30,6 @@ from typing import Any, ClassVar, Literal, NotRequired, TypedDict
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection
 from django.db.models import BigIntegerField, Case, CharField, Expression, F, Func, Q, Sum, Value, When
 from django.db.models.functions import Cast, Collate, TruncDate, TruncHour
 from django.utils import timezone
@@ -43,6 +42,7 @@ from usage.rollups import (
     DAY,
     HOUR,
     WEEK,
+    by_code_point,
     ceil_day,
     ceil_hour,
     ceil_week,
@@ -657,12 +657,10 @@ def _with_series(query: _Query, rows, time: str, hour: Any):
 
 
 def _in_code_point_order(query: _Query, name: str) -> F | Collate:
-    """Column NAME of the rollup table to order by as Python orders its values: text by
-    code point, as SQLite does and PostgreSQL's "C" collation (whatever the database's)."""
+    """Column NAME of the rollup table to order by as Python orders its values (text by
+    code point)."""
     field = query.rollup.table._meta.get_field(name)
-    if connection.vendor == "postgresql" and isinstance(field, CharField):
-        return Collate(F(name), "C")
-    return F(name)
+    return by_code_point(name) if isinstance(field, CharField) else F(name)
 
 
 def _read_as_they_are(query: _Query, over: str) -> dict[str, Any]:
