@@ -343,6 +343,18 @@ def test_check_orders_both_sides_by_code_point_on_postgresql(post_json, service_
     assert ordered and all('COLLATE "C"' in sql.split("ORDER BY")[-1] for sql in ordered)
 
 
+def test_the_command_draws_its_progress_bar_on_a_terminal(post_json, service_headers):
+    from tests.logs.test_purge_command import FakeTerminal
+
+    post_json("/api/ingest/llm-calls", calls(3), **service_headers)
+    terminal = FakeTerminal()
+    call_command("rollups", "check", "--kind", "tools", stdout=io.StringIO(), stderr=terminal)
+    assert f"tools: 0%| | 0/{rollups.steps('tools')} [" in " ".join(terminal.getvalue().split())
+    quiet = FakeTerminal()
+    call_command("rollups", "check", "--kind", "tools", stdout=io.StringIO(), stderr=quiet, verbosity=0)
+    assert quiet.getvalue() == ""
+
+
 def test_the_command_counts_every_difference_and_shows_the_first_fifty(post_json, service_headers):
     from usage.management.commands.rollups import SHOWN_DIFFERENCES
 

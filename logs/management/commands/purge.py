@@ -12,16 +12,15 @@ never touched, so statistics over purged periods stay answerable.
 
 from __future__ import annotations
 
-import sys
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
-from tqdm import tqdm
 
 from logs.models import Log
 from logs.services import PURGE_KINDS, purge, purgeable
+from statsite.management.progress import terminal_bar
 from statsite.timeparse import iso_utc, parse_age, parse_instant
 
 LABELS = {"logs": "logs", "tool-calls": "tool calls", "messages": "messages"}
@@ -107,9 +106,7 @@ class Command(BaseCommand):
             return
         deleted = 0
         if count:
-            stream = getattr(self.stderr, "_out", sys.stderr)
-            show = self.verbosity > 0 and hasattr(stream, "isatty") and stream.isatty()
-            with tqdm(total=count, unit="rows", desc=LABELS[kind], file=stream, disable=not show) as bar:
+            with terminal_bar(self, self.verbosity, total=count, unit="rows", desc=LABELS[kind]) as bar:
                 deleted = purge(kind, before=cutoff, log_type=log_type, batch_size=batch_size, progress=bar.update)
         self._say(f"purged {deleted} {what}")
 

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import sys
 import time
 
 from django.core.management.base import BaseCommand, CommandError
-from tqdm import tqdm
 
+from statsite.management.progress import terminal_bar
 from statsite.timeparse import iso_utc, parse_instant
 from usage import rollups
 
@@ -37,13 +36,13 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"--since: {exc}") from exc
         kinds = kind or list(rollups.ROLLUP_KINDS)
-        self.verbosity = options.get("verbosity", 1)
+        verbosity = options.get("verbosity", 1)
         failed = 0
         for name in kinds:
             begin = rollups.rebuildable_from(name, start)
             scope = f"from {iso_utc(begin)}" if begin else "all buckets"
             started = time.monotonic()
-            with self._progress(name) as bar:
+            with terminal_bar(self, verbosity, total=rollups.steps(name), unit="grain", desc=name, leave=False) as bar:
                 if action == "rebuild":
                     written = rollups.rebuild(name, since=start, progress=bar.update)
                 else:
@@ -70,8 +69,3 @@ class Command(BaseCommand):
         if failed:
             raise CommandError(f"rollups disagree with the facts in {failed} places; `rollups rebuild` repairs them")
 
-    def _progress(self, kind: str) -> tqdm:
-        """A bar of the kind's grain x tier steps, drawn on a terminal only (as purge's)."""
-        stream = getattr(self.stderr, "_out", sys.stderr)
-        show = self.verbosity > 0 and hasattr(stream, "isatty") and stream.isatty()
-        return tqdm(total=rollups.steps(kind), unit="grain", desc=kind, file=stream, disable=not show, leave=False)

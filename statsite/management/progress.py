@@ -1,0 +1,18 @@
+"""The progress bar of the operator commands that run for minutes (purge, rollups)."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+from django.core.management.base import BaseCommand
+from tqdm import tqdm
+
+
+def terminal_bar(command: BaseCommand, verbosity: int, **options: Any) -> tqdm:
+    """A tqdm bar on COMMAND's stderr, drawn only when that is a terminal and VERBOSITY
+    is above 0: piped or logged output stays free of carriage-return redraws. OPTIONS
+    go to tqdm (total, unit, desc…)."""
+    stream = getattr(command.stderr, "_out", sys.stderr)
+    show = verbosity > 0 and hasattr(stream, "isatty") and stream.isatty()
+    return tqdm(file=stream, disable=not show, **options)
