@@ -116,7 +116,7 @@ def test_a_check_beside_ingest_compares_one_instant(monkeypatch, service_key):
 def beside_a_rebuild(monkeypatch, other: Callable[[], object]) -> tuple[object, object]:
     """Start OTHER once a rebuild of the LLM calls' rollups has taken its locks and read
     nothing yet, prove that OTHER waits for it, then let both finish: what each returned."""
-    with stopped(monkeypatch, "_rewrite_tier") as (reached, release):
+    with stopped(monkeypatch, "_recount_statement") as (reached, release):
         rebuild = Step(lambda: rollups.rebuild("llm"))
         rebuild.start()
         assert reached.wait(DONE)
@@ -172,3 +172,38 @@ def test_a_check_outside_any_transaction_leaves_the_connection_as_it_found_it(se
     assert connection.get_autocommit() and not connection.in_atomic_block
     ingest(service_key, calls("d", 3))  # a write still works, in its own transaction
     assert all_time_requests() == 15
+
+
+@postgres_only
+def test_ingest_waits_for_the_slice_being_rebuilt_not_for_the_rebuild(monkeypatch, service_key):
+    monkeypatch.setattr(rollups, "REBUILD_ROWS_PER_TRANSACTION", 10)
+    ingest(service_key, calls("old", 30, days_ago=3))
+    ingest(service_key, calls("new", 30))  # the second slice
+    # The rebuild stops inside its first slice's transaction, then before its second.
+    original = rollups._rebuild_slice
+    second, go_on = threading.Event(), threading.Event()
+
+    def slice_by_slice(rollup, piece, since):
+        if piece.tier == "hour" and piece.start > rollups.floor_hour(timezone.now() - timedelta(days=1)):
+            second.set()
+            assert go_on.wait(DONE), "never released"
+        return original(rollup, piece, since)
+
+    monkeypatch.setattr(rollups, "_rebuild_slice", slice_by_slice)
+    try:
+        with stopped(monkeypatch, "_recount_statement") as (reached, release):
+            rebuild = Step(lambda: rollups.rebuild("llm"))
+            rebuild.start()
+            assert reached.wait(DONE)
+            late = Step(lambda: ingest(service_key, calls("late", 25, days_ago=1)))
+            late.start()
+            assert not late.finished.wait(WAITING), "it went on beside the slice being rebuilt"
+            release.set()
+            assert second.wait(DONE)
+            # Between the two slices: the rebuild is not over, and the batch is in.
+            assert late.outcome() == 25 and rebuild.is_alive()
+    finally:
+        go_on.set()
+    assert rebuild.outcome() > 0
+    assert all_time_requests() == 85
+    check_clean()

@@ -6,7 +6,7 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from statsite.management.progress import terminal_bar
+from statsite.management.progress import follow, terminal_bar
 from statsite.timeparse import iso_utc, parse_instant
 from usage import rollups
 
@@ -15,8 +15,8 @@ SHOWN_DIFFERENCES = 50
 
 class Command(BaseCommand):
     help = (
-        "rebuild: recompute the hourly rollups from the raw facts (ingest of the kind and purges "
-        "wait until each kind's rebuild commits; --since keeps it short). "
+        "rebuild: recompute the rollups from the raw facts, a slice of time at a time (ingest of the "
+        "kind and purges wait only for the slice being rebuilt; --since keeps it short). "
         "check: compare them with the facts, as of one instant; exits non-zero on any difference, "
         "printing it. Buckets before a purge horizon are history (their raw rows are gone) and are "
         "left alone."
@@ -42,13 +42,14 @@ class Command(BaseCommand):
             begin = rollups.rebuildable_from(name, start)
             scope = f"from {iso_utc(begin)}" if begin else "all buckets"
             started = time.monotonic()
-            with terminal_bar(self, verbosity, total=rollups.steps(name), unit="grain", desc=name, leave=False) as bar:
+            with terminal_bar(self, verbosity, unit="step", desc=name, leave=False) as bar:
+                progress = follow(bar)
                 if action == "rebuild":
-                    written = rollups.rebuild(name, since=start, progress=bar.update)
+                    written = rollups.rebuild(name, since=start, progress=progress)
                 else:
                     # Counted as they come, the first few kept: however many there are.
                     shown, found = [], 0
-                    for difference in rollups.differences(name, since=start, progress=bar.update):
+                    for difference in rollups.differences(name, since=start, progress=progress):
                         found += 1
                         if len(shown) < SHOWN_DIFFERENCES:
                             shown.append(difference)
