@@ -101,8 +101,8 @@ def all_time_requests() -> int:
 @postgres_only
 def test_a_check_beside_ingest_compares_one_instant(monkeypatch, service_key):
     ingest(service_key, calls("before", 30))
-    # The check has read its first grain's stored rows, not yet the facts they add up to.
-    with stopped(monkeypatch, "_as_utc") as (reached, release):
+    # The check has read the horizon in its first grain's snapshot, not yet the rows.
+    with stopped(monkeypatch, "_disagreeing") as (reached, release):
         check = Step(lambda: rollups.check("llm"))
         check.start()
         assert reached.wait(DONE)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import threading
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -321,31 +322,46 @@ def test_check_pairs_rows_by_code_point_whatever_the_names(post_json, service_he
     assert found == {("user_model", row.key, "prompt_tokens"), ("user:day", str(row.user_id), "prompt_tokens")}
 
 
-def test_rows_out_of_order_stop_the_check_rather_than_look_missing():
-    stored = iter([(("b", 1), [1]), (("a", 1), [1])])
-    expected = iter([(("a", 1), [1]), (("b", 1), [1])])
-    with pytest.raises(RuntimeError, match="out of order"):
-        list(rollups._merged(stored, expected, "model"))
+def test_a_purge_between_two_grains_of_a_check_is_no_difference(monkeypatch, post_json, service_headers):
+    """Each grain is compared in its own snapshot, with the horizon read in it: hours a
+    purge has just emptied are history for the grains compared after it."""
+    post_json("/api/ingest/llm-calls", calls(30, step=10), **service_headers)
+    snapshot, compare = rollups.one_snapshot, rollups._disagreeing
+    snapshots, compared = [], []
+
+    @contextmanager
+    def purging_before_the_second():
+        snapshots.append(1)
+        if len(snapshots) == 2:
+            assert purge("logs", before=T0 + timedelta(minutes=95)) == 10
+        with snapshot():
+            yield
+
+    def recording(rollup, name, first_bucket, expected):
+        compared.append((name, first_bucket))
+        return compare(rollup, name, first_bucket, expected)
+
+    monkeypatch.setattr(rollups, "one_snapshot", purging_before_the_second)
+    monkeypatch.setattr(rollups, "_disagreeing", recording)
+    assert rollups.check("llm") == []
+    assert compared[:2] == [("total", None), ("model", T0 + timedelta(hours=2))]
 
 
-def test_merged_pairs_equal_idents_and_keeps_the_lonely_ones():
-    stored = iter([(("a", 1), [1]), (("c", 1), [3])])
-    expected = iter([(("a", 1), [1]), (("b", 1), [2])])
-    assert list(rollups._merged(stored, expected, "model")) == [
-        (("a", 1), [1], [1]), (("b", 1), None, [2]), (("c", 1), [3], None)
-    ]
-
-
-@pytest.mark.skipif(connection.vendor != "postgresql", reason="collations are PostgreSQL's")
-def test_check_orders_both_sides_by_code_point_on_postgresql(post_json, service_headers):
-    from django.db import connection as conn
+def test_the_check_compares_in_the_database_one_statement_a_grain(post_json, service_headers):
+    """Whatever the number of rows, each grain at each tier is one statement, and only
+    rows that may differ come back."""
     from django.test.utils import CaptureQueriesContext
 
-    post_json("/api/ingest/llm-calls", calls(3), **service_headers)
-    with CaptureQueriesContext(conn) as queries:
-        assert rollups.check("tools") == []
-    ordered = [q["sql"] for q in queries.captured_queries if "ORDER BY" in q["sql"]]
-    assert ordered and all('COLLATE "C"' in sql.split("ORDER BY")[-1] for sql in ordered)
+    post_json("/api/ingest/llm-calls", calls(40, step=61), **service_headers)
+    LLMRollup.objects.filter(grain="model", bucket=T0).update(prompt_tokens=0)
+    with CaptureQueriesContext(connection) as queries:
+        found = rollups.check("llm")
+    # The hour row, and the day row that adds up the hours as they stand.
+    assert {(d.grain, d.bucket, d.field) for d in found} == {
+        ("model", T0, "prompt_tokens"), ("model:day", rollups.floor_day(T0), "prompt_tokens")
+    }
+    comparisons = [q for q in queries.captured_queries if "UNION ALL" in q["sql"] and "HAVING" in q["sql"]]
+    assert len(comparisons) == rollups.steps("llm")
 
 
 def test_the_command_draws_its_progress_bar_on_a_terminal(post_json, service_headers):
