@@ -1,10 +1,10 @@
 """`rollups check` and `rollups rebuild` beside live ingest and purges.
 
-A check compares facts and rollups of one instant, so batches committed while it
-reads are no differences. A rebuild holds off what would change what it reads until
-it commits: ingest of its kind waits (and so cannot deadlock with it), and a purge
-waits before moving the horizon (and so cannot delete rows of hours the rebuild is
-recounting). Each race is set up step by step: the rebuild or check is stopped at a
+A check compares each grain's facts and rollups of one instant, so batches committed
+while it reads are no differences. A rebuild's slice holds off what would change what
+it reads until it commits: ingest of its kind waits (and so cannot deadlock with it),
+and a purge waits before moving the horizon (and so cannot delete rows of hours the
+slice is recounting); between two slices both go on. Each race is set up step by step: the rebuild or check is stopped at a
 known point on one connection while another connection does its work."""
 
 from __future__ import annotations
