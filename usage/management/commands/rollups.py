@@ -17,7 +17,7 @@ class Command(BaseCommand):
     help = (
         "rebuild: recompute the rollups from the raw facts, a slice of time at a time (ingest of the "
         "kind and purges wait only for the slice being rebuilt; --since keeps it short). "
-        "check: compare them with the facts, as of one instant; exits non-zero on any difference, "
+        "check: compare them with the facts, each grain as of one instant; exits non-zero on any difference, "
         "printing it. Buckets before a purge horizon are history (their raw rows are gone) and are "
         "left alone."
     )
@@ -69,4 +69,3 @@ class Command(BaseCommand):
                 self.stdout.write(f"  … and {found - SHOWN_DIFFERENCES} more")
         if failed:
             raise CommandError(f"rollups disagree with the facts in {failed} places; `rollups rebuild` repairs them")
-
