@@ -5,22 +5,31 @@ millions of rows: nothing on their pages may cost a scan of the whole table.
   past that, instead of a COUNT(*) over the table on every page view.
 - `recent_values_filter` offers the values of a column among the newest rows,
   where the stock filter would run SELECT DISTINCT over all of them.
+- `date_drill_down` draws the date hierarchy from the table's first and last
+  timestamps (two index probes), where the stock one runs SELECT DISTINCT of the
+  year, month or day over every row the page's filters and search select.
 - `FactAdmin` is read-only: facts are appended by ingest and leave only through
   `logs.services.purge` (the purge page and `manage.py purge`).
 """
 
 from __future__ import annotations
 
+import calendar
+from datetime import date, datetime
 from typing import Any
 
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
 from django.core.paginator import Paginator
 from django.db import models
 from django.db.models import Subquery
 from django.http import HttpRequest
 from django.urls import reverse
+from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.text import capfirst
+from django.utils.translation import gettext as _
 
 
 class AtLeast(int):
@@ -94,12 +103,102 @@ def recent_values_filter(field: str, title: str, *, window: int = 5000, choices:
     return RecentValuesFilter
 
 
+def _local_date(value: datetime | date) -> date:
+    if isinstance(value, datetime):
+        return (timezone.localtime(value) if timezone.is_aware(value) else value).date()
+    return value
+
+
+def _table_span(cl: ChangeList, field: str) -> tuple[date, date] | None:
+    """The local dates of the first and last FIELD value of CL's whole table: one
+    probe at each end of FIELD's index (one aggregate of both would be a scan on
+    SQLite), whatever the page's filters."""
+    rows = cl.model._default_manager.exclude(**{f"{field}__isnull": True}).values_list(field, flat=True)
+    first, last = rows.order_by(field).first(), rows.order_by(f"-{field}").first()
+    if first is None or last is None:
+        return None
+    return _local_date(first), _local_date(last)
+
+
+def date_drill_down(cl: ChangeList) -> dict[str, Any]:
+    """The context of admin/date_hierarchy.html for CL, as Django's `date_hierarchy`
+    tag builds it (the same levels, links and titles), but with the choices every
+    year, month or day from the first row of the table to its last, not only those
+    that hold a row the page selects: finding those is a scan of every selected row,
+    seconds at ten million. A choice may so lead to an empty page."""
+    field = cl.date_hierarchy
+    year_field, month_field, day_field = f"{field}__year", f"{field}__month", f"{field}__day"
+    year, month, day = (cl.params.get(name) for name in (year_field, month_field, day_field))
+
+    def link(filters: dict[str, Any]) -> str:
+        return cl.get_query_string(filters, [f"{field}__"])
+
+    span = _table_span(cl, field)
+    if not (year or month or day) and span is not None:
+        # As Django does: start at the year, or the month, that holds every row.
+        first, last = span
+        if first.year == last.year:
+            year = first.year
+            if first.month == last.month:
+                month = first.month
+    if year and month and day:
+        chosen = date(int(year), int(month), int(day))
+        return {
+            "show": True,
+            "back": {"link": link({year_field: year, month_field: month}),
+                     "title": capfirst(formats.date_format(chosen, "YEAR_MONTH_FORMAT"))},
+            "choices": [{"title": capfirst(formats.date_format(chosen, "MONTH_DAY_FORMAT"))}],
+        }  # fmt: skip
+    if year and month:
+        year, month = int(year), int(month)
+        days = [date(year, month, d) for d in range(1, calendar.monthrange(year, month)[1] + 1)]
+        return {
+            "show": True,
+            "back": {"link": link({year_field: year}), "title": str(year)},
+            "choices": [
+                {"link": link({year_field: year, month_field: month, day_field: d.day}),
+                 "title": capfirst(formats.date_format(d, "MONTH_DAY_FORMAT"))}
+                for d in _within(days, span)
+            ],
+        }  # fmt: skip
+    if year:
+        year = int(year)
+        months = [date(year, m, 1) for m in range(1, 13)]
+        return {
+            "show": True,
+            "back": {"link": link({}), "title": _("All dates")},
+            "choices": [
+                {"link": link({year_field: year, month_field: m.month}),
+                 "title": capfirst(formats.date_format(m, "YEAR_MONTH_FORMAT"))}
+                for m in _within(months, span, month=True)
+            ],
+        }  # fmt: skip
+    years = range(span[0].year, span[1].year + 1) if span else range(0)
+    return {
+        "show": True,
+        "back": None,
+        "choices": [{"link": link({year_field: str(y)}), "title": str(y)} for y in years],
+    }
+
+
+def _within(dates: list[date], span: tuple[date, date] | None, *, month: bool = False) -> list[date]:
+    """DATES (days, or the firsts of months when MONTH) that fall within SPAN."""
+    if span is None:
+        return []
+    first, last = span
+    if month:
+        first = first.replace(day=1)
+    return [d for d in dates if first <= d <= last]
+
+
 class FactAdmin(admin.ModelAdmin):
     """Read-only admin for an append-only fact table of any size."""
 
     paginator = BoundedCountPaginator
     show_full_result_count = False  # the "(N total)" link would COUNT(*) the table
     date_hierarchy = "created_at"
+    # Draws the date hierarchy with date_drill_down.
+    change_list_template = "admin/fact_change_list.html"
     # Newest first along the (created_at, id) index that every fact table has.
     ordering = ("-created_at", "-id")
     # Sorting by any other column would sort the whole table for one page.
