@@ -25,6 +25,8 @@ JUDGED_DAYS = 30
 ROLLING_PERIODS = {1: "last_24_hours", 7: "last_7_days", 30: "last_30_days"}
 CALENDAR_PERIODS = {1: "day", 7: "week", 30: "month"}
 
+# A search keyword that no generated row holds.
+NO_ROW_HOLDS = "no row holds this"
 # An LLM call is a consume row, or an error row that names a model (a failed call).
 LLM = "(type = 2 OR (type = 4 AND model_name <> ''))"
 IN_WINDOW = "created_at >= %(start)s AND created_at < %(end)s"
@@ -345,6 +347,13 @@ def other_read_cases(s: Subjects) -> list[Case]:
     return [
         Case("GET /api/log/search keyword", q("/api/log/search", keyword="rate limit"), "admin"),
         Case("GET /api/log/self/search keyword", q("/api/log/self/search", keyword="timeout"), "user"),
+        # A keyword no row holds: the search cannot stop at the first page of matches.
+        Case("GET /api/log/search keyword no row holds", q("/api/log/search", keyword=NO_ROW_HOLDS), "admin"),
+        Case("GET /api/log/self/search keyword no row holds", q("/api/log/self/search", keyword=NO_ROW_HOLDS),
+             "user"),
+        # One that other accounts' rows hold, and none of the caller's.
+        Case("GET /api/log/self/search keyword others hold", q("/api/log/self/search", keyword="cache warmed"),
+             "user"),
         Case("GET /api/log/token (public)", q("/api/log/token", key=s.relay_key), "public"),
         Case("GET /api/logs", q("/api/logs", limit=50), "service"),
         Case("GET /api/logs level=error", q("/api/logs", level="error", limit=50), "service"),

@@ -980,6 +980,14 @@ def llm_stats(*, start: datetime, end: datetime, group_by: str) -> LLMStats:
     }
 
 
+def models_containing(text: str) -> list[str]:
+    """The model names LLM calls have ever named (those purged since too) that contain
+    TEXT in any case, as the database compares text: from the model grain's all-time
+    rows, one per model."""
+    rows = spec("llm").table.objects.filter(grain=stored_grain("model", "all"), model_name__icontains=text)
+    return list(rows.order_by("model_name").values_list("model_name", flat=True))
+
+
 def usernames(account_ids: Iterable[int]) -> dict[int, str]:
     """The usernames of the accounts ACCOUNT_IDS name (ids of no account are left out),
     each looked up once: a thousand and more bound as one array on PostgreSQL, in
