@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+
 from django.db import migrations, models
 
 
@@ -61,3 +63,36 @@ def unique_request_id(model_name: str, constraint: str) -> list[migrations.opera
             model_name=model_name, constraint=models.UniqueConstraint(fields=("request_id",), name=constraint)
         ),
     ]
+
+
+def concurrent_postgres_indexes(
+    indexes: dict[str, str], *, extensions: Sequence[str] = ()
+) -> tuple[Callable, Callable]:
+    """The (create, drop) functions of a `RunPython` that builds INDEXES (name -> what
+    follows `CREATE INDEX name`) on PostgreSQL only, CONCURRENTLY, so that ingest goes
+    on writing the table meanwhile (the migration must say `atomic = False`), after
+    creating EXTENSIONS. An index an interrupted build left invalid is built again;
+    the reverse drops the indexes and leaves the extensions, which other objects of
+    the database may have come to use."""
+
+    def create(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for extension in extensions:
+            schema_editor.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+        for name, definition in indexes.items():
+            with schema_editor.connection.cursor() as cursor:
+                cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
+                found = cursor.fetchone()
+            if found is not None and not found[0]:
+                # Left invalid by an interrupted concurrent build: start again.
+                schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+            schema_editor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
+
+    def drop(apps, schema_editor) -> None:
+        if schema_editor.connection.vendor != "postgresql":
+            return
+        for name in indexes:
+            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+
+    return create, drop

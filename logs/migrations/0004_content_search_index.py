@@ -31,6 +31,8 @@ A test on PostgreSQL checks that a rare keyword is looked up in the index
 
 from django.db import migrations
 
+from statsite.migration_operations import concurrent_postgres_indexes
+
 INDEXES = {
     # The content's trigrams: every keyword search.
     "log_content_search_idx": 'ON "logs_log" USING gin (UPPER("content") gin_trgm_ops)',
@@ -43,27 +45,7 @@ INDEXES = {
 }
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    schema_editor.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
-    for name, definition in INDEXES.items():
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
-            found = cursor.fetchone()
-        if found is not None and not found[0]:
-            # Left invalid by an interrupted concurrent build: start again.
-            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-        # Concurrently: ingest goes on writing the table while the index is built.
-        schema_editor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    # The extension stays: other objects of the database may have come to use it.
-    for name in INDEXES:
-        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+create, drop = concurrent_postgres_indexes(INDEXES, extensions=("pg_trgm",))
 
 
 class Migration(migrations.Migration):

@@ -17,6 +17,8 @@ A test on PostgreSQL checks that these reads are answered by them
 
 from django.db import migrations
 
+from statsite.migration_operations import concurrent_postgres_indexes
+
 MEASURES = "requests, quota, prompt_tokens, completion_tokens"
 HOURLY_USAGE_INDEXES = {
     # Every model's usage by hour: /api/data/.
@@ -32,25 +34,7 @@ HOURLY_USAGE_INDEXES = {
 }
 
 
-def create(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name, definition in HOURLY_USAGE_INDEXES.items():
-        with schema_editor.connection.cursor() as cursor:
-            cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
-            found = cursor.fetchone()
-        if found is not None and not found[0]:
-            # Left invalid by an interrupted concurrent build: start again.
-            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
-        # Concurrently: ingest goes on writing the table while the index is built.
-        schema_editor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
-
-
-def drop(apps, schema_editor):
-    if schema_editor.connection.vendor != "postgresql":
-        return
-    for name in HOURLY_USAGE_INDEXES:
-        schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+create, drop = concurrent_postgres_indexes(HOURLY_USAGE_INDEXES)
 
 
 class Migration(migrations.Migration):
