@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from django.db import migrations, models
+from django.core.management.base import CommandError
+from django.db import DatabaseError, migrations, models, transaction
 
 
 def drop_surplus_indexes(
@@ -71,7 +72,7 @@ def concurrent_postgres_indexes(
     """The (create, drop) functions of a `RunPython` that builds INDEXES (name -> what
     follows `CREATE INDEX name`) on PostgreSQL only, CONCURRENTLY, so that ingest goes
     on writing the table meanwhile (the migration must say `atomic = False`), after
-    creating EXTENSIONS. An index an interrupted build left invalid is built again;
+    creating EXTENSIONS where they are not yet (_create_extension). An index an interrupted build left invalid is built again;
     the reverse drops the indexes and leaves the extensions, which other objects of
     the database may have come to use."""
 
@@ -79,7 +80,7 @@ def concurrent_postgres_indexes(
         if schema_editor.connection.vendor != "postgresql":
             return
         for extension in extensions:
-            schema_editor.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+            _create_extension(schema_editor, extension)
         for name, definition in indexes.items():
             with schema_editor.connection.cursor() as cursor:
                 cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [f'"{name}"'])
@@ -96,3 +97,29 @@ def concurrent_postgres_indexes(
             schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
 
     return create, drop
+
+
+class MissingExtension(CommandError):
+    """A PostgreSQL extension a migration needs could not be created (a CommandError,
+    so that `manage.py migrate` prints the message alone, without a traceback)."""
+
+
+def _create_extension(schema_editor, extension: str) -> None:
+    """Create EXTENSION unless the database has it: one created beforehand by a
+    superuser needs no privilege of the migrating role. Where it cannot be created
+    (not installed on the server, or the role may not), say what to do."""
+    with schema_editor.connection.cursor() as cursor:
+        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = %s", [extension])
+        if cursor.fetchone() is not None:
+            return
+    try:
+        with transaction.atomic(using=schema_editor.connection.alias):
+            schema_editor.execute(f'CREATE EXTENSION IF NOT EXISTS "{extension}"')
+    except DatabaseError as error:
+        raise MissingExtension(
+            f"This migration needs the PostgreSQL extension {extension!r}, which could not be created "
+            f"({str(error).strip()}). PostgreSQL's own extensions (pg_trgm among them) come with its "
+            f"contrib modules: the postgresql package on Debian and Ubuntu, postgresql-contrib elsewhere. "
+            f'Create it as the database\'s owner or a superuser: CREATE EXTENSION "{extension}"; then run '
+            f"migrate again."
+        ) from error

@@ -12,6 +12,8 @@ from django.apps import apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from statsite.migration_operations import MissingExtension, concurrent_postgres_indexes
+
 from tests.logs.logapi_support import (  # noqa: F401 - fresh_throttles is an autouse fixture
     at,
     fresh_throttles,
@@ -84,3 +86,23 @@ def test_the_migration_builds_again_an_index_an_interrupted_build_left_invalid()
     with connection.cursor() as cursor:
         cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = %s::regclass", [INDEX])
         assert cursor.fetchone() == (True,)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_extension_that_cannot_be_created_is_named_with_what_to_do():
+    create, _ = concurrent_postgres_indexes({}, extensions=("statsite_no_such_extension",))
+    with connection.schema_editor(atomic=False) as editor, pytest.raises(MissingExtension) as raised:
+        create(apps, editor)
+    message = str(raised.value)
+    assert "'statsite_no_such_extension'" in message and 'CREATE EXTENSION "statsite_no_such_extension"' in message
+    # The connection is still usable: the failed statement was rolled back alone.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_extension_already_there_is_not_created_again():
+    create, _ = concurrent_postgres_indexes({}, extensions=("pg_trgm",))
+    with CaptureQueriesContext(connection) as captured, connection.schema_editor(atomic=False) as editor:
+        create(apps, editor)
+    assert not [q for q in captured.captured_queries if "CREATE EXTENSION" in q["sql"]]
