@@ -72,9 +72,9 @@ def concurrent_postgres_indexes(
     """The (create, drop) functions of a `RunPython` that builds INDEXES (name -> what
     follows `CREATE INDEX name`) on PostgreSQL only, CONCURRENTLY, so that ingest goes
     on writing the table meanwhile (the migration must say `atomic = False`), after
-    creating EXTENSIONS where they are not yet (_create_extension). An index an interrupted build left invalid is built again;
-    the reverse drops the indexes and leaves the extensions, which other objects of
-    the database may have come to use."""
+    creating EXTENSIONS where they are not yet (_create_extension). An index that an
+    interrupted build left invalid is built again. The reverse drops the indexes and
+    leaves the extensions, which other objects of the database may have come to use."""
 
     def create(apps, schema_editor) -> None:
         if schema_editor.connection.vendor != "postgresql":
