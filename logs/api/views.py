@@ -194,7 +194,8 @@ class OwnLogViewSet(OwnLogs, CountedLogList):
 class LogSearchBase(GatewayLogList):
     filterset_class = LogSearchFilterSet
     pagination_class = GatewayListPagination
-    # A content search is a scan: it is rationed per account.
+    # A content search may still walk many rows (a short keyword, SQLite, one's own
+    # search for what only others' rows hold; logs migration 0004): rationed per account.
     throttle_classes = [SettingsScopedRateThrottle]
     throttle_scope = "log_search"
 
