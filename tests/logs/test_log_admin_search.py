@@ -10,10 +10,12 @@ from django.contrib import admin
 from django.contrib.admin.sites import site
 from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 
 from logs import admin as logs_admin
 from logs.models import Log
 from tests.logs.logapi_support import at, record_calls, record_other_logs
+from tests.plans import plan
 
 pytestmark = pytest.mark.django_db
 
@@ -82,18 +84,11 @@ def test_the_search_page_shows_the_rows(rows, admin_client):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the indexes are PostgreSQL's")
 def test_on_postgresql_a_term_is_looked_up_in_the_indexes(rows, admin_client):
-    from django.test.utils import CaptureQueriesContext
-
     with CaptureQueriesContext(connection) as captured:
         # "o": in accounts names (bob, carol), models of LLM calls (gpt-4o, o1), content.
         assert admin_client.get("/admin/logs/log/", {"q": "o"}).status_code == 200
     [sql, *_] = [q["sql"] for q in captured.captured_queries if 'FROM "logs_log"' in q["sql"] and "LIKE" in q["sql"]]
-    with connection.cursor() as cursor:
-        # The walks along the time index and the table made dear: what the plan shows
-        # is what the indexes can do.
-        for setting in ("enable_seqscan", "enable_indexscan"):
-            cursor.execute(f"SET LOCAL {setting} = off")
-        cursor.execute(f"EXPLAIN {sql}")
-        plan = "\n".join(line for (line,) in cursor.fetchall())
+    # The walks along the time index and the table made dear.
+    shown = plan(sql, dear=("enable_seqscan", "enable_indexscan"))
     for index in ("log_content_search_idx", "log_user_time_idx", "log_model_time_idx", "log_other_named_model_idx"):
-        assert f"Bitmap Index Scan on {index}" in plan, plan
+        assert f"Bitmap Index Scan on {index}" in shown, shown

@@ -13,13 +13,13 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from statsite.migration_operations import MissingExtension, concurrent_postgres_indexes
-
 from tests.logs.logapi_support import (  # noqa: F401 - fresh_throttles is an autouse fixture
     at,
     fresh_throttles,
     record_calls,
     record_other_logs,
 )
+from tests.plans import plan
 
 pytestmark = [
     pytest.mark.django_db,
@@ -27,6 +27,8 @@ pytestmark = [
 ]
 
 INDEX = "log_content_search_idx"
+# The walks along the time index and the table.
+WALKS = ("enable_seqscan", "enable_indexscan")
 
 
 @pytest.fixture
@@ -50,11 +52,7 @@ def search_plan(api, path: str, headers: dict) -> str:
         response = api.get(path, **headers)
     assert response.status_code == 200, response.json()
     [sql] = [q["sql"] for q in captured.captured_queries if 'FROM "logs_log"' in q["sql"] and "LIKE" in q["sql"]]
-    with connection.cursor() as cursor:
-        for setting in ("enable_seqscan", "enable_indexscan"):
-            cursor.execute(f"SET LOCAL {setting} = off")
-        cursor.execute(f"EXPLAIN {sql}")
-        return "\n".join(line for (line,) in cursor.fetchall())
+    return plan(sql, dear=WALKS)
 
 
 def test_an_admin_search_looks_the_keyword_up_in_the_trigram_index(api, rows, admin_headers):

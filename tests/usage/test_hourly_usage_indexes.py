@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
+from tests.plans import plan
 from usage.models import LLMRollup
 from usage.selectors import usage_by_model_hour
 
@@ -48,11 +49,7 @@ def rollup_plan(**account) -> str:
         items = usage_by_model_hour(start=START, end=END, **account)
     assert len(items) == 48 * 3
     [sql] = [q["sql"] for q in captured.captured_queries if "usage_llmrollup" in q["sql"]]
-    with connection.cursor() as cursor:
-        for setting in ("enable_seqscan", "enable_bitmapscan", "enable_sort"):
-            cursor.execute(f"SET LOCAL {setting} = off")
-        cursor.execute(f"EXPLAIN {sql}")
-        return "\n".join(line for (line,) in cursor.fetchall())
+    return plan(sql, dear=("enable_seqscan", "enable_bitmapscan", "enable_sort"))
 
 
 def test_every_models_usage_by_hour_is_an_index_only_scan_in_the_answers_order(hours):
