@@ -133,7 +133,8 @@ def date_drill_down(cl: ChangeList) -> dict[str, Any]:
     def link(filters: dict[str, Any]) -> str:
         return cl.get_query_string(filters, [f"{field}__"])
 
-    span = _table_span(cl, field)
+    # A chosen day shows itself alone: the table's span is not needed there.
+    span = None if (year and month and day) else _table_span(cl, field)
     if not (year or month or day) and span is not None:
         # As Django does: start at the year, or the month, that holds every row.
         first, last = span
