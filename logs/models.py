@@ -53,7 +53,7 @@ class Log(models.Model):
     use_time = models.PositiveIntegerField(default=0, help_text="Seconds, as the gateway counts it.")
     is_stream = models.BooleanField(default=False)
     channel = models.ForeignKey(
-        "usage.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="logs"
+        "usage.Channel", null=True, blank=True, on_delete=models.PROTECT, related_name="logs", db_index=False
     )
     group = models.CharField(max_length=64, blank=True)
     ip = models.GenericIPAddressField(null=True, blank=True)
@@ -97,6 +97,11 @@ class Log(models.Model):
             models.Index(fields=["model_name", "created_at"], name="log_model_time_idx"),
             # /api/log/?type=, /api/logs (system/error logs), rpm/tpm on consume rows.
             models.Index(fields=["type", "created_at"], name="log_type_time_idx"),
+            # One channel's or one chat's rows over a window, where no rollup grain holds
+            # the other dimensions asked for with it (the dashboard narrowed to a channel or
+            # a chat, a log list by channel and group).
+            models.Index(fields=["channel", "created_at"], name="log_channel_time_idx"),
+            models.Index(fields=["chat_id", "created_at"], name="log_chat_time_idx"),
         ]
 
     def __str__(self) -> str:

@@ -67,17 +67,21 @@ def unique_request_id(model_name: str, constraint: str) -> list[migrations.opera
 
 
 def concurrent_postgres_indexes(
-    indexes: dict[str, str], *, extensions: Sequence[str] = ()
+    indexes: dict[str, str], *, extensions: Sequence[str] = (), everywhere: bool = False
 ) -> tuple[Callable, Callable]:
     """The (create, drop) functions of a `RunPython` that builds INDEXES (name -> what
-    follows `CREATE INDEX name`) on PostgreSQL only, CONCURRENTLY, so that ingest goes
-    on writing the table meanwhile (the migration must say `atomic = False`), after
+    follows `CREATE INDEX name`) on PostgreSQL, CONCURRENTLY, so that ingest goes on
+    writing the table meanwhile (the migration must say `atomic = False`), after
     creating EXTENSIONS where they are not yet (_create_extension). An index that an
-    interrupted build left invalid is built again. The reverse drops the indexes and
-    leaves the extensions, which other objects of the database may have come to use."""
+    interrupted build left invalid is built again. EVERYWHERE: other databases (SQLite)
+    build them too, plainly; else they are PostgreSQL's alone. The reverse drops the
+    indexes and leaves the extensions, which other objects of the database may have
+    come to use."""
 
     def create(apps, schema_editor) -> None:
         if schema_editor.connection.vendor != "postgresql":
+            for name, definition in indexes.items() if everywhere else ():
+                schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" {definition}')
             return
         for extension in extensions:
             _create_extension(schema_editor, extension)
@@ -91,10 +95,9 @@ def concurrent_postgres_indexes(
             schema_editor.execute(f'CREATE INDEX CONCURRENTLY IF NOT EXISTS "{name}" {definition}')
 
     def drop(apps, schema_editor) -> None:
-        if schema_editor.connection.vendor != "postgresql":
-            return
-        for name in indexes:
-            schema_editor.execute(f'DROP INDEX CONCURRENTLY IF EXISTS "{name}"')
+        postgres = schema_editor.connection.vendor == "postgresql"
+        for name in indexes if postgres or everywhere else ():
+            schema_editor.execute(f'DROP INDEX {"CONCURRENTLY " if postgres else ""}IF EXISTS "{name}"')
 
     return create, drop
 

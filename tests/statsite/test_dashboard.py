@@ -20,6 +20,7 @@ from messaging.selectors import console_stats, message_counts
 from statsite import dashboard_views
 from statsite.dashboard import Filters, Window, top_accounts
 from statsite.periods import last_calendar_days
+from tests.plans import plan
 from usage.models import Channel
 from usage.selectors import (
     console_channel_stats,
@@ -330,6 +331,27 @@ def test_filters_no_rollup_holds_together_say_so(staff_client, activity):
     html = staff_client.get(PAGE, {"range": "7d"}).content.decode()
     assert 'id="dashboard-raw-note"' not in html
     assert "carry no model or channel" not in html
+
+
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="PostgreSQL's plans")
+@pytest.mark.parametrize(
+    "params, condition, index",
+    [
+        ({"channel": "1"}, '"logs_log"."channel_id" = 1', "log_channel_time_idx"),
+        ({"chat": "g1"}, '"logs_log"."chat_id" = \'g1\'', "log_chat_time_idx"),
+    ],
+)
+def test_a_channel_or_a_chat_reads_only_its_own_rows_of_the_window(staff_client, activity, params, condition, index):
+    """The sections no rollup answers read the raw rows of the channel or chat through
+    its (key, created_at) index (migration logs 0005), with the walks of the table and
+    of the time index made dear: the plan shows what the indexes can do."""
+    with CaptureQueriesContext(connection) as captured:
+        assert staff_client.get(PAGE, {"range": "30d", **params}).status_code == 200
+    raw = [q["sql"] for q in captured.captured_queries if 'FROM "logs_log"' in q["sql"] and condition in q["sql"]]
+    assert len(raw) >= 2, [q["sql"] for q in captured.captured_queries]
+    for sql in raw:
+        shown = plan(sql, dear=("enable_seqscan",))
+        assert index in shown, shown
 
 
 def test_an_unknown_chat_shows_no_messages_but_no_error(staff_client, activity):

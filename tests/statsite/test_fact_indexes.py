@@ -1,8 +1,8 @@
 """The fact tables carry no index another one already serves: every insert writes each
 index, so one whose columns begin another's (a foreign key's own index beside a
 (key, created_at) one), or the LIKE index PostgreSQL builds for `unique=True` text,
-is paid for at ingest and read by nothing (migrations logs 0003, usage 0007,
-messaging 0004). And the request ids stay unique: retries depend on it."""
+is paid for at ingest and read by nothing (migrations logs 0003 and 0005, usage
+0007, messaging 0004). And the request ids stay unique: retries depend on it."""
 
 from __future__ import annotations
 
@@ -80,17 +80,19 @@ class _Editor:
 
 
 @pytest.mark.parametrize(
-    "migration, model, foreign_key_indexes",
+    "migration, model, foreign_key_indexes, postgres_also",
     [
-        ("logs.migrations.0003_no_duplicate_indexes", Log, {"logs_log_user_id_f24e8690", "logs_log_token_id_633204ad"}),
-        ("usage.migrations.0007_no_duplicate_indexes", ToolCall, {"usage_toolcall_user_id_a629ffc9"}),
+        ("logs.migrations.0003_no_duplicate_indexes", Log, {"logs_log_user_id_f24e8690", "logs_log_token_id_633204ad"},
+         2),
+        ("usage.migrations.0007_no_duplicate_indexes", ToolCall, {"usage_toolcall_user_id_a629ffc9"}, 2),
         ("messaging.migrations.0004_no_duplicate_indexes", Message,
-         {"messaging_message_chat_id_fe8aa54c", "messaging_message_sender_id_7a7088e6"}),
+         {"messaging_message_chat_id_fe8aa54c", "messaging_message_sender_id_7a7088e6"}, 0),
+        ("logs.migrations.0005_channel_and_chat_time_indexes", Log, {"logs_log_channel_id_baedd0eb"}, 0),
     ],
     ids=lambda value: value.__name__ if isinstance(value, type) else "",
 )
 def test_the_migrations_build_the_indexes_again_when_reversed_and_drop_them_again(
-    migration, model, foreign_key_indexes
+    migration, model, foreign_key_indexes, postgres_also
 ):
     operation = importlib.import_module(migration).SURPLUS_INDEXES
     current = set(indexes(model))
@@ -98,9 +100,24 @@ def test_the_migrations_build_the_indexes_again_when_reversed_and_drop_them_agai
     back = set(indexes(model)) - current
     postgres = connection.vendor == "postgresql"
     assert foreign_key_indexes <= back
-    # On PostgreSQL the unique request id's LIKE index, and the constraint's old name.
-    assert len(back - foreign_key_indexes) == (2 if postgres and model is not Message else 0), back
+    # On PostgreSQL: the unique request id's LIKE index, and the constraint's old name.
+    assert len(back - foreign_key_indexes) == (postgres_also if postgres else 0), back
     operation.code(apps, _Editor())
     assert set(indexes(model)) == current
     operation.code(apps, _Editor())  # again: what is gone already is skipped
     assert set(indexes(model)) == current
+
+
+@pytest.mark.django_db(transaction=True)  # CONCURRENTLY: outside any transaction
+def test_the_channel_and_chat_indexes_are_dropped_when_reversed_and_built_again():
+    """Migration logs 0005 builds its indexes on either database (concurrently on
+    PostgreSQL), and its reverse drops them."""
+    migration = importlib.import_module("logs.migrations.0005_channel_and_chat_time_indexes")
+    built = {"log_channel_time_idx": ["channel_id", "created_at"], "log_chat_time_idx": ["chat_id", "created_at"]}
+    assert {name: indexes(Log)[name]["columns"] for name in built} == built
+    with connection.schema_editor(atomic=False) as editor:
+        migration.drop(apps, editor)
+        assert not set(built) & set(indexes(Log))
+        migration.create(apps, editor)
+        migration.create(apps, editor)  # again: what is there already is kept
+    assert {name: indexes(Log)[name]["columns"] for name in built} == built
