@@ -6,16 +6,12 @@ from django.contrib import admin
 from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
-from django.utils.text import smart_split, unescape_string_literal
 
 from logs.models import Log
-from statsite.admin_utils import FactAdmin, change_link, recent_values_filter
+from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter, search_terms
 from usage.models import Channel, RelayKey
 from usage.selectors import models_containing
 
-# Past this many accounts a term names, their rows are matched by a subquery: such a
-# term is common, and the newest rows hold it.
-LISTED_ACCOUNTS = 1000
 # The types of the rows that are never LLM calls (logs.querysets.LLM_CALL).
 NOT_LLM_CALL_TYPES = (Log.Type.TOPUP, Log.Type.MANAGE, Log.Type.SYSTEM)
 
@@ -85,19 +81,15 @@ class LogAdmin(FactAdmin):
         Django's `UPPER(username) LIKE … OR UPPER(model_name) LIKE …` can be answered
         by no index: a term that few rows hold was a scan of the whole table, for the
         page and again for its count (4 s at ten million rows)."""
-        for term in smart_split(search_term):
-            if term.startswith(('"', "'")) and term[0] == term[-1]:
-                term = unescape_string_literal(term)
+        for term in search_terms(search_term):
             queryset = queryset.filter(self._holding(term))
         return queryset, False
 
     @staticmethod
     def _holding(term: str) -> Q:
-        accounts = get_user_model().objects.filter(username__icontains=term).values_list("pk", flat=True)
-        listed = list(accounts[: LISTED_ACCOUNTS + 1])
         return (
             Q(content__icontains=term)
-            | (Q(user__in=listed) if len(listed) <= LISTED_ACCOUNTS else Q(user__in=accounts))
+            | accounts_named(term)
             # The models the LLM calls have named, and the model names of the other rows
             # (consume rows, and error rows that name a model, are LLM calls), which
             # an index of their own holds (migration logs 0004).

@@ -10,6 +10,8 @@ millions of rows: nothing on their pages may cost a scan of the whole table.
   year, month or day over every row the page's filters and search select.
 - `FactAdmin` is read-only: facts are appended by ingest and leave only through
   `logs.services.purge` (the purge page and `manage.py purge`).
+- `search_terms` and `accounts_named` serve the fact admins' searches, which ask for
+  each part of what Django's search of their fields matches in a way an index answers.
 """
 
 from __future__ import annotations
@@ -20,15 +22,16 @@ from typing import Any
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
+from django.contrib.auth import get_user_model
 from django.core.paginator import Paginator
 from django.db import models
-from django.db.models import Subquery
+from django.db.models import Q, Subquery
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils import formats, timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
-from django.utils.text import capfirst
+from django.utils.text import capfirst, smart_split, unescape_string_literal
 from django.utils.translation import gettext as _
 
 
@@ -190,6 +193,32 @@ def _within(dates: list[date], span: tuple[date, date] | None, *, month: bool = 
     if month:
         first = first.replace(day=1)
     return [d for d in dates if first <= d <= last]
+
+
+# Past this many accounts a search term names, their rows are matched by a subquery:
+# such a term is common, and the newest rows hold it.
+LISTED_ACCOUNTS = 1000
+
+
+def search_terms(search_term: str) -> list[str]:
+    """The terms of an admin search as Django splits them: words, and "quoted phrases"
+    without their quotes. A row matches the search when it matches every term."""
+    terms = []
+    for term in smart_split(search_term):
+        if term.startswith(('"', "'")) and term[0] == term[-1]:
+            term = unescape_string_literal(term)
+        terms.append(term)
+    return terms
+
+
+def accounts_named(term: str) -> Q:
+    """The rows of the accounts whose username contains TERM in any case, as the
+    database compares text: the account's name (not the row's copy of it), looked up
+    in the small accounts table, then their rows by id in the (user, created_at) index
+    of every fact table."""
+    accounts = get_user_model().objects.filter(username__icontains=term).values_list("pk", flat=True)
+    listed = list(accounts[: LISTED_ACCOUNTS + 1])
+    return Q(user__in=listed) if len(listed) <= LISTED_ACCOUNTS else Q(user__in=accounts)
 
 
 class FactAdmin(admin.ModelAdmin):

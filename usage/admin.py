@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from statsite.admin_utils import FactAdmin, change_link, recent_values_filter
+from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter, search_terms
 from usage.models import Channel, ModelPrice, RelayKey, ToolCall
+from usage.selectors import tools_containing
 
 
 @admin.register(RelayKey)
@@ -68,10 +69,34 @@ class ToolCallAdmin(FactAdmin):
         "cost",
     )
     list_filter = ("success", recent_values_filter("tool_name", "tool"))
+    # What the search matches; get_search_results says how.
     search_fields = ("tool_id", "tool_name", "username", "=request_id")
     # The user column is drawn from the row's own username: nothing to join.
     list_select_related = ()
     raw_id_fields = ("user",)
+
+    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
+        """Rows whose tool id, tool name or account name contains each term (words, or
+        "quoted phrases"), in any case, or whose request id is the term: what Django's
+        search of `search_fields` finds (it reads the row's copy of the account name,
+        this the account's; it compares request ids in any case, this exactly), asked
+        so that an index answers each part. The tools and
+        the accounts that hold the term are looked up in the tool rollups' all-time rows
+        and the accounts table (both small), then their rows in the (tool_name,
+        created_at) and (user, created_at) indexes. Django's `UPPER(tool_id) LIKE …`
+        can be answered by no index: a term that few rows hold was a walk of the
+        whole table, for the page and again for its count."""
+        for term in search_terms(search_term):
+            queryset = queryset.filter(self._holding(term))
+        return queryset, False
+
+    @staticmethod
+    def _holding(term: str) -> Q:
+        names, pairs = tools_containing(term)
+        # A row's tool id holds the term when it is one of the ids that do; the names
+        # those ids were recorded with lead the rows to the tool name's index.
+        by_id = Q(tool_id__in={tool_id for tool_id, _ in pairs}, tool_name__in={name for _, name in pairs})
+        return Q(tool_name__in=names) | by_id | accounts_named(term) | Q(request_id=term)
 
     @admin.display(description="user")
     def user_link(self, obj: ToolCall) -> str:

@@ -988,6 +988,16 @@ def models_containing(text: str) -> list[str]:
     return list(rows.order_by("model_name").values_list("model_name", flat=True))
 
 
+def tools_containing(text: str) -> tuple[list[str], list[tuple[str, str]]]:
+    """(the tool names that contain TEXT, the (tool id, tool name) pairs whose id
+    contains it) of every tool call ever recorded (those purged since too), in any case
+    as the database compares text: from the tool grain's all-time rows, one per pair."""
+    rows = spec("tools").table.objects.filter(grain=stored_grain("tool", "all")).order_by()
+    names = rows.filter(tool_name__icontains=text).values_list("tool_name", flat=True).distinct()
+    pairs = rows.filter(tool_id__icontains=text).values_list("tool_id", "tool_name").distinct()
+    return sorted(names), sorted(pairs)
+
+
 def usernames(account_ids: Iterable[int]) -> dict[int, str]:
     """The usernames of the accounts ACCOUNT_IDS name (ids of no account are left out),
     each looked up once: a thousand and more bound as one array on PostgreSQL, in

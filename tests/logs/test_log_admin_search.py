@@ -12,7 +12,7 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from logs import admin as logs_admin
+from statsite import admin_utils
 from logs.models import Log
 from tests.logs.logapi_support import at, record_calls, record_other_logs
 from tests.plans import plan
@@ -71,7 +71,7 @@ def test_the_terms_find_what_they_should(rows):
 
 
 def test_accounts_past_the_listed_number_are_matched_by_a_subquery(rows, monkeypatch):
-    monkeypatch.setattr(logs_admin, "LISTED_ACCOUNTS", 1)
+    monkeypatch.setattr(admin_utils, "LISTED_ACCOUNTS", 1)
     for term in ("alice", "o", "l"):
         assert searched(term) == searched(term, StockLogAdmin)
 
