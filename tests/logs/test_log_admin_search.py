@@ -6,14 +6,12 @@ through the indexes, not by a walk of the table."""
 from __future__ import annotations
 
 import pytest
-from django.contrib import admin
-from django.contrib.admin.sites import site
 from django.db import connection
-from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
-from statsite import admin_utils
 from logs.models import Log
+from statsite import admin_utils
+from tests.admin_search import searched as search_results
 from tests.logs.logapi_support import at, record_calls, record_other_logs
 from tests.plans import plan
 
@@ -43,23 +41,13 @@ def rows():
     )
 
 
-def searched(term: str, admin_class=None) -> set[int]:
-    model_admin = admin_class(Log, site) if admin_class else site.get_model_admin(Log)
-    request = RequestFactory().get("/admin/logs/log/", {"q": term})
-    queryset, duplicates = model_admin.get_search_results(request, Log.objects.all(), term)
-    assert not duplicates
-    return set(queryset.values_list("id", flat=True))
-
-
-class StockLogAdmin(admin.ModelAdmin):
-    """Django's own search of the same fields."""
-
-    search_fields = site.get_model_admin(Log).search_fields
+def searched(term: str, *, stock: bool = False) -> set[int]:
+    return search_results(Log, term, stock=stock)
 
 
 @pytest.mark.parametrize("term", TERMS)
 def test_it_finds_what_djangos_search_of_the_same_fields_finds(rows, term):
-    assert searched(term) == searched(term, StockLogAdmin)
+    assert searched(term) == searched(term, stock=True)
 
 
 def test_the_terms_find_what_they_should(rows):
@@ -73,7 +61,7 @@ def test_the_terms_find_what_they_should(rows):
 def test_accounts_past_the_listed_number_are_matched_by_a_subquery(rows, monkeypatch):
     monkeypatch.setattr(admin_utils, "LISTED_ACCOUNTS", 1)
     for term in ("alice", "o", "l"):
-        assert searched(term) == searched(term, StockLogAdmin)
+        assert searched(term) == searched(term, stock=True)
 
 
 def test_the_search_page_shows_the_rows(rows, admin_client):

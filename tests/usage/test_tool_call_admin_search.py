@@ -6,13 +6,11 @@ hold is found through the indexes, not by a walk of the table."""
 from __future__ import annotations
 
 import pytest
-from django.contrib import admin
-from django.contrib.admin.sites import site
 from django.db import connection
-from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 
 from statsite import admin_utils
+from tests.admin_search import searched as search_results
 from tests.plans import plan
 from usage.models import ToolCall
 
@@ -38,23 +36,13 @@ def rows(post_json, service_headers):
     assert response.status_code == 201, response.json()
 
 
-def searched(term: str, admin_class=None) -> set[int]:
-    model_admin = admin_class(ToolCall, site) if admin_class else site.get_model_admin(ToolCall)
-    request = RequestFactory().get("/admin/usage/toolcall/", {"q": term})
-    queryset, duplicates = model_admin.get_search_results(request, ToolCall.objects.all(), term)
-    assert not duplicates
-    return set(queryset.values_list("id", flat=True))
-
-
-class StockToolCallAdmin(admin.ModelAdmin):
-    """Django's own search of the same fields."""
-
-    search_fields = site.get_model_admin(ToolCall).search_fields
+def searched(term: str, *, stock: bool = False) -> set[int]:
+    return search_results(ToolCall, term, stock=stock)
 
 
 @pytest.mark.parametrize("term", TERMS)
 def test_it_finds_what_djangos_search_of_the_same_fields_finds(rows, term):
-    assert searched(term) == searched(term, StockToolCallAdmin)
+    assert searched(term) == searched(term, stock=True)
 
 
 def test_the_terms_find_what_they_should(rows):
@@ -73,7 +61,7 @@ def test_an_id_matches_only_the_rows_of_that_id_whatever_names_other_ids_share(r
     response = post_json("/api/ingest/tool-calls", [{"tool_id": "local_grep", "tool_name": "Code search"}],
                          **service_headers)  # fmt: skip
     assert response.status_code == 201
-    assert searched("github") == searched("github", StockToolCallAdmin)
+    assert searched("github") == searched("github", stock=True)
     assert len(searched("github")) == 1
 
 
@@ -87,7 +75,7 @@ def test_a_request_id_is_matched_exactly(rows):
 def test_accounts_past_the_listed_number_are_matched_by_a_subquery(rows, monkeypatch):
     monkeypatch.setattr(admin_utils, "LISTED_ACCOUNTS", 1)
     for term in ("alice", "o", "b"):
-        assert searched(term) == searched(term, StockToolCallAdmin)
+        assert searched(term) == searched(term, stock=True)
 
 
 def test_the_search_page_shows_the_rows(rows, admin_client):
