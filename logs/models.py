@@ -98,8 +98,8 @@ class Log(models.Model):
             # /api/log/?type=, /api/logs (system/error logs), rpm/tpm on consume rows.
             models.Index(fields=["type", "created_at"], name="log_type_time_idx"),
             # One channel's or one chat's rows over a window, where no rollup grain holds
-            # the other dimensions asked for with it (the dashboard narrowed to a channel or
-            # a chat, a log list by channel and group).
+            # the other dimensions asked for with it (the dashboard narrowed to a channel
+            # or a chat: its calls by model, by account, by chat or by channel).
             models.Index(fields=["channel", "created_at"], name="log_channel_time_idx"),
             models.Index(fields=["chat_id", "created_at"], name="log_chat_time_idx"),
         ]
