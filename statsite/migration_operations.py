@@ -14,13 +14,19 @@ def drop_surplus_indexes(
     *,
     postgres_indexes: dict[str, str] | None = None,
     renamed_constraint: tuple[str, str] | None = None,
+    concurrently: bool = False,
 ) -> migrations.RunPython:
     """Drop TABLE's INDEXES (name -> its columns, as `CREATE INDEX name ON table ...`
     takes them to build it again when the migration is reversed), and on PostgreSQL
     also POSTGRES_INDEXES, and rename its constraint RENAMED_CONSTRAINT (old name, new
     name). What is done already (an index gone, a constraint renamed) is skipped;
-    nothing is rebuilt or validated again, whatever the table's size."""
+    nothing is rebuilt or validated again, whatever the table's size. CONCURRENTLY:
+    on PostgreSQL, drop (and build again) without locking out the table's readers and
+    writers meanwhile (the migration must say `atomic = False`)."""
     postgres_indexes = postgres_indexes or {}
+
+    def how(schema_editor) -> str:
+        return "CONCURRENTLY " if concurrently and schema_editor.connection.vendor == "postgresql" else ""
 
     def on(schema_editor) -> tuple[dict[str, str], tuple[str, str] | None]:
         if schema_editor.connection.vendor == "postgresql":
@@ -39,14 +45,14 @@ def drop_surplus_indexes(
     def forwards(apps, schema_editor) -> None:
         dropped, renamed = on(schema_editor)
         for name in dropped:
-            schema_editor.execute(f'DROP INDEX IF EXISTS "{name}"')
+            schema_editor.execute(f'DROP INDEX {how(schema_editor)}IF EXISTS "{name}"')
         if renamed:
             rename(schema_editor, *renamed)
 
     def backwards(apps, schema_editor) -> None:
         dropped, renamed = on(schema_editor)
         for name, definition in dropped.items():
-            schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" ON "{table}" {definition}')
+            schema_editor.execute(f'CREATE INDEX {how(schema_editor)}IF NOT EXISTS "{name}" ON "{table}" {definition}')
         if renamed:
             rename(schema_editor, *reversed(renamed))
 

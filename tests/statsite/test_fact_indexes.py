@@ -11,6 +11,7 @@ import importlib
 import pytest
 from django.apps import apps
 from django.db import IntegrityError, connection, transaction
+from django.test.utils import CaptureQueriesContext
 
 from logs.models import Log
 from messaging.models import Message
@@ -79,6 +80,8 @@ class _Editor:
             cursor.execute(sql)
 
 
+# Outside a transaction: migration logs 0005 drops and builds concurrently on PostgreSQL.
+@pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(
     "migration, model, foreign_key_indexes, postgres_also",
     [
@@ -121,3 +124,18 @@ def test_the_channel_and_chat_indexes_are_dropped_when_reversed_and_built_again(
         migration.create(apps, editor)
         migration.create(apps, editor)  # again: what is there already is kept
     assert {name: indexes(Log)[name]["columns"] for name in built} == built
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="CONCURRENTLY is PostgreSQL's")
+def test_the_channels_own_index_is_dropped_and_built_again_concurrently():
+    """Migration logs 0005 runs beside ingest: its drop (and the reverse's build) of the
+    channel's own index must not lock the log table's writers out."""
+    operation = importlib.import_module("logs.migrations.0005_channel_and_chat_time_indexes").SURPLUS_INDEXES
+    with CaptureQueriesContext(connection) as captured:
+        operation.reverse_code(apps, _Editor())
+        operation.code(apps, _Editor())
+    assert [q["sql"] for q in captured.captured_queries if " INDEX " in q["sql"]] == [
+        'CREATE INDEX CONCURRENTLY IF NOT EXISTS "logs_log_channel_id_baedd0eb" ON "logs_log" ("channel_id")',
+        'DROP INDEX CONCURRENTLY IF EXISTS "logs_log_channel_id_baedd0eb"',
+    ]
