@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.db.models import Q, QuerySet
-from django.http import HttpRequest
+from django.db.models import Q
 
 from logs.models import Log
-from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter, search_terms
+from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter
 from usage.models import Channel, RelayKey
 from usage.selectors import models_containing
 
@@ -40,7 +39,7 @@ class LogAdmin(FactAdmin):
         "channel",
         recent_values_filter("group", "group"),
     )
-    # What the search matches; get_search_results says how.
+    # What the search matches; holding says how.
     search_fields = ("content", "username", "model_name")
     # Only the channel is joined: the user and relay key columns are drawn from the
     # row's own copies of their names (username, token_name), so no join is needed.
@@ -70,23 +69,17 @@ class LogAdmin(FactAdmin):
         ("Other", {"fields": ("other",)}),
     )
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        """Rows whose content, account name or model name contains each term (words, or
-        "quoted phrases"), in any case: what Django's search of `search_fields` finds
-        (it reads the row's copy of the account name, this the account's), asked so
-        that each part can be looked up in an index: the content in its trigram index
-        (PostgreSQL, migration logs 0004), the accounts and models that hold the term
-        by their ids and names (the accounts table and the LLM rollups' all-time rows
-        are small) in the (user, created_at) and (model_name, created_at) indexes.
-        Django's `UPPER(username) LIKE … OR UPPER(model_name) LIKE …` can be answered
-        by no index: a term that few rows hold was a scan of the whole table, for the
-        page and again for its count (4 s at ten million rows)."""
-        for term in search_terms(search_term):
-            queryset = queryset.filter(self._holding(term))
-        return queryset, False
-
-    @staticmethod
-    def _holding(term: str) -> Q:
+    def holding(self, term: str) -> Q:
+        """Rows whose content, account name or model name contains TERM in any case:
+        what Django's search of `search_fields` finds (it reads the row's copy of the
+        account name, this the account's), asked so that each part can be looked up
+        in an index: the content in its trigram index (PostgreSQL, migration logs
+        0004), the accounts and models that hold the term by their ids and names (the
+        accounts table and the LLM rollups' all-time rows are small) in the (user,
+        created_at) and (model_name, created_at) indexes. Django's `UPPER(username)
+        LIKE … OR UPPER(model_name) LIKE …` can be answered by no index: a term that
+        few rows hold was a scan of the whole table, for the page and again for its
+        count (4 s at ten million rows)."""
         return (
             Q(content__icontains=term)
             | accounts_named(term)

@@ -7,7 +7,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import Q, QuerySet
 from django.http import HttpRequest
 
-from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter, search_terms
+from statsite.admin_utils import FactAdmin, accounts_named, change_link, recent_values_filter
 from usage.models import Channel, ModelPrice, RelayKey, ToolCall
 from usage.selectors import tools_containing
 
@@ -69,29 +69,22 @@ class ToolCallAdmin(FactAdmin):
         "cost",
     )
     list_filter = ("success", recent_values_filter("tool_name", "tool"))
-    # What the search matches; get_search_results says how.
+    # What the search matches; holding says how.
     search_fields = ("tool_id", "tool_name", "username", "=request_id")
     # The user column is drawn from the row's own username: nothing to join.
     list_select_related = ()
     raw_id_fields = ("user",)
 
-    def get_search_results(self, request: HttpRequest, queryset: QuerySet, search_term: str) -> tuple[QuerySet, bool]:
-        """Rows whose tool id, tool name or account name contains each term (words, or
-        "quoted phrases"), in any case, or whose request id is the term: what Django's
-        search of `search_fields` finds (it reads the row's copy of the account name,
-        this the account's; it compares request ids in any case, this exactly), asked
-        so that an index answers each part. The tools and
-        the accounts that hold the term are looked up in the tool rollups' all-time rows
-        and the accounts table (both small), then their rows in the (tool_name,
-        created_at) and (user, created_at) indexes. Django's `UPPER(tool_id) LIKE …`
-        can be answered by no index: a term that few rows hold was a walk of the
-        whole table, for the page and again for its count."""
-        for term in search_terms(search_term):
-            queryset = queryset.filter(self._holding(term))
-        return queryset, False
-
-    @staticmethod
-    def _holding(term: str) -> Q:
+    def holding(self, term: str) -> Q:
+        """Rows whose tool id, tool name or account name contains TERM in any case, or
+        whose request id is TERM: what Django's search of `search_fields` finds (it
+        reads the row's copy of the account name, this the account's; it compares
+        request ids in any case, this exactly), asked so that an index answers each
+        part. The tools and the accounts that hold the term are looked up in the tool
+        rollups' all-time rows and the accounts table (both small), then their rows in
+        the (tool_name, created_at) and (user, created_at) indexes. Django's
+        `UPPER(tool_id) LIKE …` can be answered by no index: a term that few rows hold
+        was a walk of the whole table, for the page and again for its count."""
         names, pairs = tools_containing(term)
         # A row's tool id holds the term when it is one of the ids that do; the names
         # those ids were recorded with lead the rows to the tool name's index.

@@ -1,4 +1,4 @@
-"""The admin's search of the logs (logs.admin.LogAdmin.get_search_results): the rows
+"""The admin's search of the logs (logs.admin.LogAdmin.holding): the rows
 Django's search of content, username and model name finds, asked so that each part
 can be looked up in an index; on PostgreSQL, a term that few rows hold is found
 through the indexes, not by a walk of the table."""

@@ -1,4 +1,4 @@
-"""The admin's search of the tool calls (usage.admin.ToolCallAdmin.get_search_results):
+"""The admin's search of the tool calls (usage.admin.ToolCallAdmin.holding):
 the rows Django's search of tool id, tool name, username and request id finds, asked
 so that each part can be looked up in an index; on PostgreSQL, a term that few rows
 hold is found through the indexes, not by a walk of the table."""
