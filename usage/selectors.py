@@ -532,7 +532,13 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
     if purged == "counted":
         plan = _with_history(plan, edge)
     if complement:
-        plan, outside = by_complement(plan, cuts, after=after)
+        # An edge hour read whole must hold no midnight of the series' zone, in or out of
+        # the window: its bucket would date the part outside by the other day.
+        hour_cuts = (
+            [c for lo, _ in plan.raw for c in local_midnights(floor_hour(lo), floor_hour(lo) + HOUR, query.tz)]
+            if query.series == "day" else []
+        )
+        plan, outside = by_complement(plan, [*cuts, *hour_cuts], after=after)
         minus = minus + outside
     return Planned(early + plan, minus, hour_grain, day_grain, week_grain)
 

@@ -439,6 +439,18 @@ def test_filters_narrow_both_the_rollups_and_the_edges(dataset):
     assert {r["model_name"]: r["requests"] for r in got} == dict(want)
 
 
+def test_an_edge_hour_holding_a_midnight_just_outside_the_window_is_not_read_whole(dataset):
+    # Kathmandu's midnight of May 2 is 18:15 UTC: the window starts after it, in the
+    # hour that holds it. That hour's bucket, read whole less 18:00-18:21, would date the
+    # 18:00-18:15 calls it takes away by May 1 and the rest of the hour's by May 1 too.
+    tz = zoneinfo.ZoneInfo("Asia/Kathmandu")
+    start, end = h(18) + timedelta(minutes=21, seconds=29), h(20) + timedelta(minutes=7, seconds=58)
+    got = selectors.usage("llm", start=start, end=end, series="day", tz=tz, measures=SUMS)
+    want = expected_llm(start, end, (), "day", tz)
+    assert list(want) == [(datetime(2026, 5, 2).date(),)]
+    assert_same(got, want, ["day"], ["requests", "errors", "prompt_tokens", "quota", "latency_sum_ms"])
+
+
 def test_a_dimension_pair_no_grain_holds_is_answered_from_raw_rows(dataset, django_assert_max_num_queries):
     assert selectors.pick_grain("llm", ["channel_id", "model_name"]) is None
     with django_assert_max_num_queries(1):
