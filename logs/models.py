@@ -16,6 +16,14 @@ from django.utils import timezone
 from logs.querysets import LogQuerySet
 from usage.models import COST_DIGITS, EARLIEST_FACT
 
+# What the LLM call aggregates read of a row (usage.rollups: the count is of ids, the
+# call test reads the type and the model), besides the dimension each covering index
+# below groups one account's or one channel's calls by. PostgreSQL alone keeps them in
+# the index (INCLUDE); SQLite builds the plain index.
+_CALL_MEASURES = ["id", "type", "model_name", "success", "prompt_tokens", "completion_tokens", "cost"]
+USER_COVERS = [*_CALL_MEASURES, "channel", "chat_id"]
+CHANNEL_COVERS = [*_CALL_MEASURES, "user", "chat_id", "latency_ms"]
+
 
 class Log(models.Model):
     class Type(models.IntegerChoices):
@@ -89,8 +97,11 @@ class Log(models.Model):
         indexes = [
             # /api/log/ page ordering (created_at desc, id desc) and purge by age.
             models.Index(fields=["created_at", "id"], name="log_time_idx"),
-            # /api/log/self, /api/log/self/stat: one account's rows over a window.
-            models.Index(fields=["user", "created_at"], name="log_user_time_idx"),
+            # /api/log/self, /api/log/self/stat: one account's rows over a window. On
+            # PostgreSQL it holds what the admin dashboard narrowed to an account counts
+            # of its calls by channel and by chat (no rollup keeps those pairs), so that
+            # they are read from the index alone.
+            models.Index(fields=["user", "created_at"], name="log_user_time_cover", include=USER_COVERS),
             # /api/log/token: one relay key's rows, newest first.
             models.Index(fields=["token", "created_at"], name="log_token_time_idx"),
             # /api/log/?model_name=: one model over a window.
@@ -98,9 +109,11 @@ class Log(models.Model):
             # /api/log/?type=, /api/logs (system/error logs), rpm/tpm on consume rows.
             models.Index(fields=["type", "created_at"], name="log_type_time_idx"),
             # One channel's or one chat's rows over a window, where no rollup grain holds
-            # the other dimensions asked for with it (the dashboard narrowed to a channel
-            # or a chat: its calls by model, by account, by chat or by channel).
-            models.Index(fields=["channel", "created_at"], name="log_channel_time_idx"),
+            # the other dimensions asked for with it (the dashboard narrowed to a channel:
+            # its calls by account, and its last 24 hours by model; narrowed to a chat:
+            # its calls by account). The channel's holds what those count, as the
+            # account's does.
+            models.Index(fields=["channel", "created_at"], name="log_channel_time_cover", include=CHANNEL_COVERS),
             models.Index(fields=["chat_id", "created_at"], name="log_chat_time_idx"),
         ]
 

@@ -113,12 +113,14 @@ class Filters:
 
 @dataclass
 class RawNote:
-    """The sections answered from raw rows because no rollup grain holds their dimensions."""
+    """The sections answered from raw rows because no rollup grain holds their dimensions
+    (for an hourly SERIES, none kept by the hour; else none kept by the hour or the day)."""
 
     sections: list[str] = field(default_factory=list)
 
-    def check(self, kind: str, section: str, dimensions: Iterable[str]) -> None:
-        if pick_grain(kind, dimensions) is None:
+    def check(self, kind: str, section: str, dimensions: Iterable[str], series: str | None = None) -> None:
+        dimensions = list(dimensions)
+        if pick_grain(kind, dimensions) is None and (series == "hour" or pick_grain(kind, dimensions, "day") is None):
             self.sections.append(section)
 
 
@@ -202,7 +204,7 @@ def llm_over_time(window: Window, filters: Filters, note: RawNote | None = None)
     the 95th percentiles (window and bucket) are sums of its rows."""
     step = window.step
     if note is not None:
-        note.check("llm", "requests, tokens and cost over time", ["model_name", *filters.llm()])
+        note.check("llm", "requests, tokens and cost over time", ["model_name", *filters.llm()], step)
     rows = usage(
         "llm", start=window.start, end=window.end, group_by=("model_name",), filters=filters.llm(),
         measures=(*LLM_MEASURES, *latency_field_names()), series=step, tz=window.tz,

@@ -73,20 +73,23 @@ def unique_request_id(model_name: str, constraint: str) -> list[migrations.opera
 
 
 def concurrent_postgres_indexes(
-    indexes: dict[str, str], *, extensions: Sequence[str] = (), everywhere: bool = False
+    indexes: dict[str, str], *, extensions: Sequence[str] = (), everywhere: bool = False,
+    elsewhere: dict[str, str] | None = None,
 ) -> tuple[Callable, Callable]:
     """The (create, drop) functions of a `RunPython` that builds INDEXES (name -> what
     follows `CREATE INDEX name`) on PostgreSQL, CONCURRENTLY, so that ingest goes on
     writing the table meanwhile (the migration must say `atomic = False`), after
     creating EXTENSIONS where they are not yet (_create_extension). An index that an
     interrupted build left invalid is built again. EVERYWHERE: other databases (SQLite)
-    build them too, plainly; else they are PostgreSQL's alone. The reverse drops the
-    indexes and leaves the extensions, which other objects of the database may have
-    come to use."""
+    build them too, plainly; ELSEWHERE: they build these definitions instead (name ->
+    definition, for what only PostgreSQL knows, such as INCLUDE); else the indexes are
+    PostgreSQL's alone. The reverse drops the indexes and leaves the extensions, which
+    other objects of the database may have come to use."""
+    other = indexes if everywhere else (elsewhere or {})
 
     def create(apps, schema_editor) -> None:
         if schema_editor.connection.vendor != "postgresql":
-            for name, definition in indexes.items() if everywhere else ():
+            for name, definition in other.items():
                 schema_editor.execute(f'CREATE INDEX IF NOT EXISTS "{name}" {definition}')
             return
         for extension in extensions:
@@ -102,7 +105,7 @@ def concurrent_postgres_indexes(
 
     def drop(apps, schema_editor) -> None:
         postgres = schema_editor.connection.vendor == "postgresql"
-        for name in indexes if postgres or everywhere else ():
+        for name in indexes if postgres else other:
             schema_editor.execute(f'DROP INDEX {"CONCURRENTLY " if postgres else ""}IF EXISTS "{name}"')
 
     return create, drop

@@ -31,7 +31,10 @@ keeps the larger (`max`). The same definitions serve every path:
 - rebuild: the hour tier from the facts, the day tier from the hour tier, the week
   and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can
   always be rebuilt whole), a slice of time at a time, with ingest of the kind and
-  purges held off until each slice commits;
+  purges held off until each slice commits. A grain kept by the day with no hourly
+  grain to come from (a pair of dimensions whose hours would be nearly as many rows
+  as the facts) is counted from the facts by the day, from the first day the purge
+  horizon has left whole; its days before that keep what they counted;
 - check: each tier compared with what it is rebuilt from, in the database, grain by
   grain, each as of one instant.
 """
@@ -168,18 +171,21 @@ class RollupSpec:
         ]
         return min(fitting)[1] if fitting else None
 
-    def day_source(self, grain: str) -> str:
-        """The hourly grain GRAIN's day rows are rebuilt from (itself, or a finer one)."""
-        source = self.pick(self.grains[grain].columns, "hour")
-        assert source is not None, f"{self.kind}: day tier of {grain} has no hourly grain to come from"
-        return source
+    def day_source(self, grain: str) -> str | None:
+        """The hourly grain GRAIN's day rows are rebuilt from (itself, or a finer one);
+        None: they are counted from the facts."""
+        return self.pick(self.grains[grain].columns, "hour")
+
+    def days_from_facts(self) -> list[str]:
+        """The grains whose day rows no hourly grain adds up to: counted from the facts."""
+        return [name for name in self.grains_at("day") if self.day_source(name) is None]
 
     def validate(self) -> None:
         for name, grain in self.grains.items():
             assert set(grain.tiers) <= set(TIERS) and grain.tiers, (self.kind, name)
             assert set(grain.columns) <= set(self.dimensions), (self.kind, name)
-            if "day" in grain.tiers:
-                self.day_source(name)
+            if "hour" not in grain.tiers:
+                assert "day" in grain.tiers, f"{self.kind}: {name} is kept by the hour or by the day"
             for coarser in set(grain.tiers) & {"week", "all"}:
                 assert "day" in grain.tiers, f"{self.kind}: the {coarser} tier of {name} is rebuilt from its day tier"
             for tier in grain.tiers:
@@ -258,6 +264,16 @@ def _llm_spec() -> RollupSpec:
             "module": Grain(("module",), every_tier),
             "request_type": Grain(("request_type",)),
             "chat": Grain(("chat_id",), every_tier),
+            # Pairs of the dimensions the admin dashboard is narrowed by, so that a model,
+            # a channel or a chat broken down by another is read from day rows (and the
+            # raw rows of its edge hours), not from a month of raw rows. By the day alone:
+            # their hours would be a third of the facts or more. Every row a batch adds
+            # lengthens the part of ingest that concurrent batches take in turn (they
+            # update the same rows), so pairs with the account, a row per account in the
+            # batch each, are not kept (BENCH.md).
+            "model_channel": Grain(("model_name", "channel_id"), ("day",)),
+            "model_chat": Grain(("model_name", "chat_id"), ("day",)),
+            "channel_chat": Grain(("channel_id", "chat_id"), ("day",)),
         },
         dimensions={
             "user_id": USER_DIMENSION,
@@ -327,6 +343,8 @@ def _tool_spec() -> RollupSpec:
             "tool": Grain(("tool_id", "tool_name"), ("hour", "day", "all")),
             "user_tool": Grain(("user_id", "tool_id", "tool_name")),
             "chat": Grain(("chat_id",), ("hour", "day", "all")),
+            # The tools of one chat (the admin dashboard narrowed to a chat), by the day.
+            "chat_tool": Grain(("chat_id", "tool_id", "tool_name"), ("day",)),
         },
         dimensions={
             "user_id": USER_DIMENSION,
@@ -472,7 +490,11 @@ def from_facts(rollup: RollupSpec, grain: str, tier: str, facts: models.QuerySet
 def source_grain(rollup: RollupSpec, grain: str, tier: str) -> str:
     """The stored grain GRAIN's rows at TIER ("day", "week" or "all") add up: the hourly
     rows of `day_source(grain)` for the day tier, GRAIN's day rows for the others."""
-    return stored_grain(rollup.day_source(grain), "hour") if tier == "day" else stored_grain(grain, "day")
+    if tier != "day":
+        return stored_grain(grain, "day")
+    source = rollup.day_source(grain)
+    assert source is not None, f"{rollup.kind}: the days of {grain} are counted from the facts"
+    return stored_grain(source, "hour")
 
 
 def from_rollups(
@@ -697,15 +719,28 @@ def rebuildable_from(kind: str, since: datetime | None) -> datetime | None:
     return start
 
 
+def first_whole_day(kind: str, start: datetime | None) -> datetime | None:
+    """The first day whose facts are all stored, from the rebuildable hour START on
+    (`rebuildable_from`): START's day, or the next one where the purge horizon lies
+    inside START's day."""
+    if start is None:
+        return None
+    day = floor_day(start)
+    edge = horizon(kind)
+    return day if edge is None or day >= edge else ceil_day(start)
+
+
 def _expected(rollup: RollupSpec, tier: str, grain: str, start: datetime | None):
     """The first bucket of GRAIN at TIER that a check from START (an hour, or None)
     compares, and the rows the grain should hold from there on, from what they are
-    built from: the facts for the hour tier, the finer tier for the others."""
-    if tier == "hour":
+    built from: the facts for the hour tier (and for the days of a grain kept by the
+    day alone, `days_from_facts`), the finer tier for the others."""
+    if tier == "hour" or (tier == "day" and grain in rollup.days_from_facts()):
+        first = start if tier == "hour" else first_whole_day(rollup.kind, start)
         facts = rollup.facts()
-        if start is not None:
-            facts = facts.filter(created_at__gte=start)
-        return start, from_facts(rollup, grain, "hour", facts)
+        if first is not None:
+            facts = facts.filter(created_at__gte=first)
+        return first, from_facts(rollup, grain, tier, facts)
     if tier == "all":
         return None, from_rollups(rollup, grain, "all")
     first = _first_bucket(tier, start)
@@ -756,11 +791,24 @@ _TIER_TIME = {"hour": (floor_hour, ceil_hour, HOUR), "day": (floor_day, ceil_day
 @dataclass(frozen=True)
 class _Slice:
     """The buckets [start, end) of one tier, rebuilt in one transaction; the all tier's
-    one slice has neither."""
+    one slice has neither. FROM_FACTS: the day rows of the grains counted from the
+    facts (`days_from_facts`), not those the hour tier adds up to."""
 
     tier: str
     start: datetime | None = None
     end: datetime | None = None
+    from_facts: bool = False
+    only: tuple[str, ...] = ()  # these grains alone (none: every grain of the slice's kind)
+
+
+def _slice_grains(rollup: RollupSpec, tier: str, from_facts: bool = False, only: Sequence[str] = ()) -> list[str]:
+    """The grains whose rows at TIER a slice rebuilds (of ONLY, if given): at the day
+    tier, those counted from the facts (FROM_FACTS) or the others."""
+    grains = rollup.grains_at(tier)
+    if tier == "day":
+        counted = rollup.days_from_facts()
+        grains = counted if from_facts else [g for g in grains if g not in counted]
+    return [g for g in grains if g in only] if only else grains
 
 
 def steps(kind: str) -> int:
@@ -783,9 +831,17 @@ def rebuild(kind: str, *, since: datetime | None = None, progress: Progress | No
     plan: list[_Slice] = []
     finer: tuple[datetime, datetime] | None = None
     for tier in ("hour", "day", "week"):
-        if rollup.grains_at(tier):
-            slices, finer = _slices(rollup, tier, _first_bucket(tier, start), finer)
+        spans = []
+        if tier == "day" and rollup.days_from_facts():
+            slices, span = _slices(rollup, tier, first_whole_day(kind, start), None, from_facts=True)
             plan += slices
+            spans.append(span)
+        if _slice_grains(rollup, tier):
+            slices, span = _slices(rollup, tier, _first_bucket(tier, start), finer)
+            plan += slices
+            spans.append(span)
+        spans = [span for span in spans if span is not None]
+        finer = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
     if rollup.grains_at("all"):
         plan.append(_Slice("all"))
     written = 0
@@ -793,6 +849,29 @@ def rebuild(kind: str, *, since: datetime | None = None, progress: Progress | No
         written += _rebuild_slice(rollup, piece, since)
         if progress is not None:
             progress(done, len(plan))
+    return written
+
+
+def rebuild_day_tier(kind: str, grains: Sequence[str], *, progress: Progress | None = None) -> int:
+    """Rebuild the day rows of KIND's GRAINS alone, a slice at a time, as `rebuild`
+    does: from the hour tier, whole (the hour rows outlive purges), or for the grains
+    counted from the facts (`days_from_facts`), from the first day the purge horizon
+    has left whole (the days before keep their rows). Returns the rollup rows written."""
+    rollup = spec(kind)
+    only = tuple(grains)
+    unknown = set(only) - set(rollup.grains_at("day"))
+    assert not unknown, f"{kind}: no day tier of {sorted(unknown)}"
+    slices: list[_Slice] = []
+    if set(only) & set(rollup.days_from_facts()):
+        start = first_whole_day(kind, rebuildable_from(kind, None))
+        slices += _slices(rollup, "day", start, None, from_facts=True, only=only)[0]
+    if set(only) - set(rollup.days_from_facts()):
+        slices += _slices(rollup, "day", None, None, only=only)[0]
+    written = 0
+    for done, piece in enumerate(slices, 1):
+        written += _rebuild_slice(rollup, piece, None)
+        if progress is not None:
+            progress(done, len(slices))
     return written
 
 
@@ -805,18 +884,21 @@ def rebuild_week_tier(kind: str) -> int:
 
 
 def _slices(
-    rollup: RollupSpec, tier: str, start: datetime | None, finer: tuple[datetime, datetime] | None
+    rollup: RollupSpec, tier: str, start: datetime | None, finer: tuple[datetime, datetime] | None,
+    *, from_facts: bool = False, only: tuple[str, ...] = (),
 ) -> tuple[list[_Slice], tuple[datetime, datetime] | None]:
     """TIER's buckets from START on (or all of them) cut into slices of at most
     REBUILD_ROWS_PER_TRANSACTION source rows, and the span they cover: every bucket
     that has source rows, rows of its own (to be replaced or removed), or lies in the
-    span FINER of the finer tier."""
+    span FINER of the finer tier. FROM_FACTS: the day buckets of the grains counted
+    from the facts. ONLY: of these grains alone."""
     floor, ceil, step = _TIER_TIME[tier]
-    if tier == "hour":
+    grains = _slice_grains(rollup, tier, from_facts, only)
+    if tier == "hour" or from_facts:
         sources = rollup.facts().order_by()
         column = "created_at"
     else:
-        names = sorted({source_grain(rollup, grain, tier) for grain in rollup.grains_at(tier)})
+        names = sorted({source_grain(rollup, grain, tier) for grain in grains})
         sources = rollup.table.objects.filter(grain__in=names)
         column = "bucket"
     if start is not None:
@@ -830,7 +912,7 @@ def _slices(
     if counts:
         firsts.append(counts[0][0])
         lasts.append(counts[-1][0] + step)
-    for grain in rollup.grains_at(tier):
+    for grain in grains:
         own = rollup.table.objects.filter(grain=stored_grain(grain, tier))
         if start is not None:
             own = own.filter(bucket__gte=start)
@@ -854,29 +936,32 @@ def _slices(
             held = 0
         held += rows
     cuts.append(high)
-    return [_Slice(tier, a, b) for a, b in zip(cuts, cuts[1:])], (low, high)
+    return [_Slice(tier, a, b, from_facts, only) for a, b in zip(cuts, cuts[1:])], (low, high)
 
 
 def _rebuild_slice(rollup: RollupSpec, piece: _Slice, since: datetime | None) -> int:
     """Replace the rollup rows of PIECE with what they are rebuilt from, in one
     transaction. Returns the rollup rows written."""
-    grains = rollup.grains_at(piece.tier)
+    grains = _slice_grains(rollup, piece.tier, piece.from_facts, piece.only)
+    counted = piece.tier == "hour" or piece.from_facts
     with transaction.atomic():
         _lock_for_rebuild(rollup)
         start, end = piece.start, piece.end
-        if piece.tier == "hour":
+        if counted:
             # A purge may have moved the horizon since the slices were cut.
             edge = rebuildable_from(rollup.kind, since)
-            if edge is not None and edge > start:
+            if piece.from_facts:
+                edge = first_whole_day(rollup.kind, edge)
+            if edge is not None and (start is None or edge > start):
                 start = edge
-            if start >= end:
+            if start is not None and end is not None and start >= end:
                 return 0
         stale = rollup.table.objects.filter(grain__in=[stored_grain(grain, piece.tier) for grain in grains])
         if start is not None:
             stale = stale.filter(bucket__gte=start, bucket__lt=end)
         stale.delete()
-        if piece.tier == "hour":
-            statement, params = _recount_statement(rollup, start, end)
+        if counted:
+            statement, params = _recount_statement(rollup, start, end, [(grain, piece.tier) for grain in grains])
         else:
             members = [from_rollups(rollup, grain, piece.tier, start, end) for grain in grains]
             statement, params = _insert_statement(rollup, members, upsert=False)
@@ -885,12 +970,18 @@ def _rebuild_slice(rollup: RollupSpec, piece: _Slice, since: datetime | None) ->
             return cursor.rowcount
 
 
-def _recount_statement(rollup: RollupSpec, start: datetime, end: datetime) -> tuple[str, list[Any]]:
-    """The INSERT of every hourly grain's rows that the facts in [START, END) add up to."""
-    facts = rollup.facts().filter(created_at__gte=start, created_at__lt=end).order_by()
+def _recount_statement(
+    rollup: RollupSpec, start: datetime | None, end: datetime | None, rows: list[tuple[str, str]]
+) -> tuple[str, list[Any]]:
+    """The INSERT of the rows, for each (grain, tier) of ROWS, that the facts in
+    [START, END) (either open) add up to."""
+    facts = rollup.facts().order_by()
+    if start is not None:
+        facts = facts.filter(created_at__gte=start)
+    if end is not None:
+        facts = facts.filter(created_at__lt=end)
     batch, params = facts.query.sql_with_params()
-    hourly = [(grain, "hour") for grain in rollup.grains_at("hour")]
-    statement, member_params = _insert_from_batch(rollup, batch, hourly, upsert=False)
+    statement, member_params = _insert_from_batch(rollup, batch, rows, upsert=False)
     return statement, [*params, *member_params]
 
 

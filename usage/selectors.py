@@ -506,10 +506,12 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
     # rows than its days), and for no series (a day series needs its days, in any zone).
     weekly = query.series is None and day_grain is not None and "week" in rollup.grains[day_grain].tiers
     week_grain = day_grain if weekly else None
-    if hour_grain is None:
+    if hour_grain is None and day_grain is None:
         # No rollup holds this combination of dimensions: the raw rows answer it all.
         return Planned(Plan(raw=((start, end),)))
     edge = horizon(query.kind, cached=True)
+    if hour_grain is None:
+        return _days_and_raw(query, start, end, purged, day_grain, edge, after if complement else False)
     cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
     early = Plan()
     if purged == "excluded" and edge is not None and start < edge:
@@ -541,6 +543,38 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
         plan, outside = by_complement(plan, [*cuts, *hour_cuts], after=after)
         minus = minus + outside
     return Planned(early + plan, minus, hour_grain, day_grain, week_grain)
+
+
+def _days_and_raw(
+    query: _Query, start: datetime, end: datetime, purged: Purged, day_grain: str, edge: datetime | None,
+    after: datetime | None | Literal[False],
+) -> Planned:
+    """How to read [START, END) from a grain kept by the day alone (`days_from_facts`):
+    its whole UTC days from the day rows, the rest from the raw rows. With AFTER (not
+    False), an edge day whose outside part is the smaller is read whole, less that
+    part's raw rows (`_whole_edge_days`). A UTC day that a midnight of a daily series'
+    zone splits is read raw. Where raw rows would be read from before the purge
+    horizon (which may have taken them while the day rows still count them), or no
+    whole day is left, the raw rows answer it all, as with no grain."""
+    everything = Planned(Plan(raw=((start, end),)))
+    cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+    minus = Plan()
+    if after is not False:
+        edge_days = [floor_day(start), *([floor_day(end)] if end < FOREVER else [])]
+        day_cuts = (
+            [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)] if query.series == "day" else []
+        )
+        start, end, minus = _whole_edge_days(start, end, day_cuts, after, edge)
+    plan = plan_window(start, end, cuts=cuts)
+    positive = Plan(raw=tuple(_merged([*plan.raw, *plan.hours])), days=plan.days)
+    negative = Plan(raw=tuple(_merged([*minus.raw, *minus.hours])))
+    if not positive.days:
+        return everything
+    if purged == "excluded" and edge is not None and positive.days[0][0] < edge:
+        return everything
+    if edge is not None and any(lo < edge for lo, _ in (*positive.raw, *negative.raw)):
+        return everything
+    return Planned(positive, negative, None, day_grain, None)
 
 
 def _whole_edge_days(

@@ -117,13 +117,46 @@ def test_the_channel_and_chat_indexes_are_dropped_when_reversed_and_built_again(
     PostgreSQL), and its reverse drops them."""
     migration = importlib.import_module("logs.migrations.0005_channel_and_chat_time_indexes")
     built = {"log_channel_time_idx": ["channel_id", "created_at"], "log_chat_time_idx": ["chat_id", "created_at"]}
-    assert {name: indexes(Log)[name]["columns"] for name in built} == built
+    before = set(indexes(Log))
+    assert "log_chat_time_idx" in before and "log_channel_time_idx" not in before  # 0006 replaced it
     with connection.schema_editor(atomic=False) as editor:
         migration.drop(apps, editor)
         assert not set(built) & set(indexes(Log))
         migration.create(apps, editor)
         migration.create(apps, editor)  # again: what is there already is kept
-    assert {name: indexes(Log)[name]["columns"] for name in built} == built
+        assert {name: indexes(Log)[name]["columns"] for name in built} == built
+        editor.execute('DROP INDEX IF EXISTS "log_channel_time_idx"')
+    assert set(indexes(Log)) == before
+
+
+@pytest.mark.django_db(transaction=True)  # CONCURRENTLY: outside any transaction
+def test_the_covering_indexes_take_the_place_of_the_plain_ones_and_give_it_back():
+    """Migration logs 0006: the account's and the channel's indexes over time, covering
+    on PostgreSQL (plain on SQLite), in place of the plain ones, which its reverse
+    builds again."""
+    migration = importlib.import_module("logs.migrations.0006_covering_account_and_channel_indexes")
+    covers = {"log_user_time_cover": ["user_id", "created_at"], "log_channel_time_cover": ["channel_id", "created_at"]}
+    plain = {"log_user_time_idx": ["user_id", "created_at"], "log_channel_time_idx": ["channel_id", "created_at"]}
+    current = indexes(Log)
+    # Introspection lists the included columns after the key's (PostgreSQL).
+    assert {name: current[name]["columns"][:2] for name in covers} == covers and not set(plain) & set(current)
+    with connection.schema_editor(atomic=False) as editor:
+        migration.REPLACED.reverse_code(apps, editor)
+        migration.drop(apps, editor)
+        back = indexes(Log)
+        assert {name: back[name]["columns"] for name in plain} == plain and not set(covers) & set(back)
+        migration.create(apps, editor)
+        migration.REPLACED.code(apps, editor)
+    assert set(indexes(Log)) == set(current)
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE indexname LIKE 'log_%%_time_cover'")
+            found = dict(cursor.fetchall())
+        assert 'INCLUDE (id, type, model_name, success, prompt_tokens, completion_tokens, cost, channel_id, chat_id)' in (
+            found["log_user_time_cover"]
+        )
+        assert "INCLUDE (id, type, model_name, success, prompt_tokens, completion_tokens, cost, user_id, chat_id, " \
+            "latency_ms)" in found["log_channel_time_cover"]
 
 
 @pytest.mark.django_db(transaction=True)

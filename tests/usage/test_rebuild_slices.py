@@ -16,7 +16,7 @@ from logs.services import purge
 from tests.usage.usage_support import check_clean
 from usage import rollups
 from usage.models import LLMRollup, ToolRollup
-from usage.rollups import stored_grain
+from usage.rollups import DAY, stored_grain
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +70,13 @@ def test_slices_hold_a_few_facts_each_and_cover_every_hour_between(
     assert all(a.end == b.start for a, b in zip(hours, hours[1:]))  # no gap, no overlap
     for piece in hours:
         assert Log.objects.llm_calls().between(piece.start, piece.end).count() <= PER_SLICE
-    assert [piece.tier for piece in taken] == ["hour"] * 8 + ["day"] * 2 + ["week"] + ["all"]
+    # The day rows of the pair grains are counted from the facts, a day at a time (each
+    # day holds more facts than a slice), ahead of those added up from the hours.
+    assert [(piece.tier, piece.from_facts) for piece in taken] == (
+        [("hour", False)] * 8 + [("day", True)] * 2 + [("day", False)] * 2 + [("week", False), ("all", False)]
+    )
+    day = rollups.floor_day(T0)
+    assert [(p.start, p.end) for p in taken if p.from_facts] == [(day, day + DAY), (day + DAY, day + 2 * DAY)]
     check_clean()
 
 

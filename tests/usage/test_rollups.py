@@ -96,6 +96,10 @@ def test_a_grain_kept_by_the_day_only_has_no_hour_rows(post_json, service_header
     assert not LLMRollup.objects.filter(grain="user").exists()
     assert LLMRollup.objects.filter(grain="user:day").aggregate(n=Sum("requests"))["n"] == 10
     assert not LLMRollup.objects.filter(grain="user_model:day").exists()
+    # A pair kept by the day alone, counted from the facts.
+    assert not LLMRollup.objects.filter(grain="model_channel").exists()
+    assert LLMRollup.objects.filter(grain="model_channel:day").aggregate(n=Sum("requests"))["n"] == 10
+    assert rollups.spec("llm").day_source("model_channel") is None
 
 
 def test_log_rows_that_are_not_llm_calls_count_as_events(post_json, service_headers):
@@ -288,7 +292,9 @@ def test_rebuild_and_check_report_their_progress(kind, post_json, service_header
     assert seen["check"] == [(done, want) for done in range(1, want + 1)]
     slices = len(seen["rebuild"])
     kept = [tier for tier in ("hour", "day", "week", "all") if rollups.spec(kind).grains_at(tier)]
-    assert slices == (len(kept) if kind == "llm" else 1)  # the other kinds have no facts here: the all tier only
+    # One slice a tier (the calls lie in one day), and the LLM pairs' days from the facts;
+    # the other kinds have no facts here: the all tier only.
+    assert slices == (len(kept) + 1 if kind == "llm" else 1)
     assert seen["rebuild"] == [(done, slices) for done in range(1, slices + 1)]
 
 

@@ -10,6 +10,8 @@ from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -17,7 +19,8 @@ from hypothesis import strategies as st
 from logs.models import Log
 from logs.services import purge
 from usage import selectors
-from tests.usage.usage_support import assert_same, expected_llm
+from tests.usage.usage_support import assert_same, check_clean, expected_llm
+from usage import rollups
 from usage.models import ToolCall
 
 User = get_user_model()
@@ -168,7 +171,9 @@ def dataset(post_json, service_headers):
 
 COMPARED = ["requests", "errors", "prompt_tokens", "completion_tokens", "quota", "latency_count", "latency_sum_ms"]
 DIMENSION_SETS = [(), ("model_name",), ("user_id", "model_name"), ("channel_id",), ("module",), ("chat_id",),
-                  ("group",), ("request_type",), ("token_name",), ("channel_id", "model_name"), ("user_id",)]
+                  ("group",), ("request_type",), ("token_name",), ("channel_id", "model_name"), ("user_id",),
+                  # Pairs kept by the day alone: whole days from their day rows, the rest raw.
+                  ("model_name", "chat_id"), ("channel_id", "chat_id"), ("user_id", "channel_id")]
 
 window = st.tuples(st.integers(-120, 3 * 24 * 60 + 120), st.integers(0, 3 * 24 * 60))
 
@@ -272,7 +277,8 @@ def test_only_integer_sums_of_a_rollup_can_be_summed(parts):
     start_minute=st.integers(0, 24 * 60 - 1),
     days=st.integers(1, 2),
     end_minute=st.integers(0, 24 * 60 - 1),
-    group_by=st.sampled_from([(), ("model_name",), ("user_id",), ("chat_id",)]),
+    group_by=st.sampled_from([(), ("model_name",), ("user_id",), ("chat_id",), ("channel_id", "model_name"),
+                              ("chat_id", "channel_id")]),
     series=st.sampled_from([None, "day"]),
 )
 def test_windows_across_days_equal_a_scan_of_the_raw_rows(
@@ -452,10 +458,51 @@ def test_an_edge_hour_holding_a_midnight_just_outside_the_window_is_not_read_who
 
 
 def test_a_dimension_pair_no_grain_holds_is_answered_from_raw_rows(dataset, django_assert_max_num_queries):
-    assert selectors.pick_grain("llm", ["channel_id", "model_name"]) is None
+    for tier in ("hour", "day"):
+        assert selectors.pick_grain("llm", ["token_name", "model_name"], tier) is None
     with django_assert_max_num_queries(1):
-        rows = selectors.usage("llm", start=h(0), end=h(72), group_by=("channel_id", "model_name"))
+        rows = selectors.usage("llm", start=h(0), end=h(72), group_by=("token_name", "model_name"))
     assert sum(r["requests"] for r in rows) == Log.objects.llm_calls().count()
+
+
+PAIRS = [("model_name", "channel_id"), ("model_name", "chat_id"), ("channel_id", "chat_id")]
+
+
+@pytest.mark.parametrize("pair", PAIRS)
+def test_a_pair_kept_by_the_day_reads_its_whole_days_and_the_rest_raw(dataset, pair):
+    grain = selectors.pick_grain("llm", pair, "day")
+    assert grain is not None and selectors.pick_grain("llm", pair) is None
+    first, second = pair
+    value = {"model_name": "qwen", "channel_id": 1}[first]
+    start, end = h(5.5) + timedelta(seconds=13), h(70.25)
+    with CaptureQueriesContext(connection) as captured:
+        got = selectors.usage("llm", start=start, end=end, group_by=(second,), filters={first: value}, measures=SUMS)
+    sql = [q["sql"] for q in captured.captured_queries]
+    assert len(sql) <= 3, sql  # the day rows, the raw rest, the purge horizon
+    assert any(f"'{grain}:day'" in q for q in sql), sql
+    rows = Log.objects.llm_calls().filter(**{first: value})
+    want = expected_llm(start, end, (second,), None, UTC, rows)
+    assert len(want) > 1
+    assert_same(got, want, [second], ["requests", "errors", "prompt_tokens", "quota", "latency_sum_ms", "lat_04"])
+
+
+def test_the_whole_days_of_a_pair_before_the_purge_horizon_keep_their_counts(dataset):
+    # Days 0 and 1 whole: their day rows were counted at ingest and outlive the purge.
+    before = selectors.usage("llm", start=h(0), end=h(48), group_by=("channel_id", "model_name"))
+    purge("logs", before=h(30))
+    assert selectors.usage("llm", start=h(0), end=h(48), group_by=("channel_id", "model_name")) == before
+    # A rebuild recounts only the days the horizon has left whole: nothing is lost.
+    rollups.rebuild("llm")
+    assert selectors.usage("llm", start=h(0), end=h(48), group_by=("channel_id", "model_name")) == before
+    check_clean()
+
+
+def test_a_pair_window_whose_raw_edge_lies_before_the_purge_horizon_is_read_raw(dataset):
+    purge("logs", before=h(30))
+    # 10:30 on day 0 is raw, and gone: the day rows cannot answer the rest of it alone.
+    got = selectors.usage("llm", start=h(10.5), end=h(72), group_by=("channel_id", "model_name"), measures=SUMS)
+    want = expected_llm(h(10.5), h(72), ("channel_id", "model_name"), None, UTC)
+    assert_same(got, want, ["channel_id", "model_name"], ["requests", "prompt_tokens"])
 
 
 def test_a_query_costs_three_queries_whatever_the_window(dataset, django_assert_max_num_queries):
