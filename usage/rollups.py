@@ -844,35 +844,21 @@ def rebuild(kind: str, *, since: datetime | None = None, progress: Progress | No
         finer = (min(a for a, _ in spans), max(b for _, b in spans)) if spans else None
     if rollup.grains_at("all"):
         plan.append(_Slice("all"))
-    written = 0
-    for done, piece in enumerate(plan, 1):
-        written += _rebuild_slice(rollup, piece, since)
-        if progress is not None:
-            progress(done, len(plan))
-    return written
+    return _rebuild_slices(rollup, plan, since, progress)
 
 
-def rebuild_day_tier(kind: str, grains: Sequence[str], *, progress: Progress | None = None) -> int:
-    """Rebuild the day rows of KIND's GRAINS alone, a slice at a time, as `rebuild`
-    does: from the hour tier, whole (the hour rows outlive purges), or for the grains
-    counted from the facts (`days_from_facts`), from the first day the purge horizon
-    has left whole (the days before keep their rows). Returns the rollup rows written."""
+def rebuild_days_from_facts(kind: str, grains: Sequence[str], *, progress: Progress | None = None) -> int:
+    """Recount the day rows of KIND's GRAINS alone (grains counted from the facts,
+    `days_from_facts`) from the first day the purge horizon has left whole (the days
+    before keep their rows), a slice at a time, as `rebuild` does. Returns the rollup
+    rows written."""
     rollup = spec(kind)
     only = tuple(grains)
-    unknown = set(only) - set(rollup.grains_at("day"))
-    assert not unknown, f"{kind}: no day tier of {sorted(unknown)}"
-    slices: list[_Slice] = []
-    if set(only) & set(rollup.days_from_facts()):
-        start = first_whole_day(kind, rebuildable_from(kind, None))
-        slices += _slices(rollup, "day", start, None, from_facts=True, only=only)[0]
-    if set(only) - set(rollup.days_from_facts()):
-        slices += _slices(rollup, "day", None, None, only=only)[0]
-    written = 0
-    for done, piece in enumerate(slices, 1):
-        written += _rebuild_slice(rollup, piece, None)
-        if progress is not None:
-            progress(done, len(slices))
-    return written
+    other = set(only) - set(rollup.days_from_facts())
+    assert not other, f"{kind}: the days of {sorted(other)} are not counted from the facts"
+    start = first_whole_day(kind, rebuildable_from(kind, None))
+    slices, _ = _slices(rollup, "day", start, None, from_facts=True, only=only)
+    return _rebuild_slices(rollup, slices, None, progress)
 
 
 def rebuild_week_tier(kind: str) -> int:
@@ -880,7 +866,16 @@ def rebuild_week_tier(kind: str) -> int:
     purges, so every week can be rebuilt whole). Returns the rollup rows written."""
     rollup = spec(kind)
     slices, _ = _slices(rollup, "week", None, None)
-    return sum(_rebuild_slice(rollup, piece, None) for piece in slices)
+    return _rebuild_slices(rollup, slices, None, None)
+
+
+def _rebuild_slices(rollup: RollupSpec, slices: list[_Slice], since: datetime | None, progress: Progress | None) -> int:
+    written = 0
+    for done, piece in enumerate(slices, 1):
+        written += _rebuild_slice(rollup, piece, since)
+        if progress is not None:
+            progress(done, len(slices))
+    return written
 
 
 def _slices(

@@ -90,6 +90,6 @@ def test_the_check_finds_a_pair_day_that_disagrees_with_the_facts(three_days):
     check_clean()
 
 
-def test_only_grains_kept_by_the_day_can_have_their_days_rebuilt():
-    with pytest.raises(AssertionError, match="no day tier"):
-        rollups.rebuild_day_tier("llm", ["model_channel", "user_model"])
+def test_only_the_days_of_grains_counted_from_the_facts_are_recounted_from_them():
+    with pytest.raises(AssertionError, match=r"the days of \['model'\] are not counted from the facts"):
+        rollups.rebuild_days_from_facts("llm", ["model_channel", "model"])

@@ -20,7 +20,7 @@ def fill(apps, schema_editor):
     from usage import rollups
 
     for kind, grains in NEW_DAY_ROWS.items():
-        rollups.rebuild_day_tier(kind, grains)
+        rollups.rebuild_days_from_facts(kind, grains)
 
 
 def empty(apps, schema_editor):
