@@ -512,7 +512,7 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
     edge = horizon(query.kind, cached=True)
     if hour_grain is None:
         return _days_and_raw(query, start, end, purged, day_grain, edge, after if complement else False)
-    cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+    cuts = _series_cuts(query, start, end)
     early = Plan()
     if purged == "excluded" and edge is not None and start < edge:
         # Stored rows only: everything before the horizon is read raw (most of it is gone).
@@ -522,11 +522,7 @@ def _plan(query: _Query, start: datetime, end: datetime, purged: Purged, *, comp
     outer, minus = start, Plan()
     if complement and day_grain is not None:
         # An edge day read whole must hold no midnight of the series' zone, in or out of the window.
-        edge_days = [floor_day(start), *([floor_day(end)] if end < FOREVER else [])]
-        day_cuts = (
-            [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)] if query.series == "day" else []
-        )
-        outer, end, minus = _whole_edge_days(start, end, day_cuts, after, edge)
+        outer, end, minus = _whole_edge_days(start, end, _edge_day_cuts(query, start, end), after, edge)
         if week_grain is not None:
             outer, end, outside = _whole_edge_weeks(outer, end, after, edge)
             minus = minus + outside
@@ -557,14 +553,10 @@ def _days_and_raw(
     horizon (which may have taken them while the day rows still count them), or no
     whole day is left, the raw rows answer it all, as with no grain."""
     everything = Planned(Plan(raw=((start, end),)))
-    cuts = local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+    cuts = _series_cuts(query, start, end)
     minus = Plan()
     if after is not False:
-        edge_days = [floor_day(start), *([floor_day(end)] if end < FOREVER else [])]
-        day_cuts = (
-            [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)] if query.series == "day" else []
-        )
-        start, end, minus = _whole_edge_days(start, end, day_cuts, after, edge)
+        start, end, minus = _whole_edge_days(start, end, _edge_day_cuts(query, start, end), after, edge)
     plan = plan_window(start, end, cuts=cuts)
     positive = Plan(raw=tuple(_merged([*plan.raw, *plan.hours])), days=plan.days)
     negative = Plan(raw=tuple(_merged([*minus.raw, *minus.hours])))
@@ -575,6 +567,20 @@ def _days_and_raw(
     if edge is not None and any(lo < edge for lo, _ in (*positive.raw, *negative.raw)):
         return everything
     return Planned(positive, negative, None, day_grain, None)
+
+
+def _series_cuts(query: _Query, start: datetime, end: datetime) -> list[datetime]:
+    """The midnights of a daily series' zone inside [START, END), where its days split."""
+    return local_midnights(start, end, query.tz) if query.series == "day" and end < FOREVER else []
+
+
+def _edge_day_cuts(query: _Query, start: datetime, end: datetime) -> list[datetime]:
+    """The midnights of a daily series' zone in the UTC days of START and END, in or out
+    of the window: an edge day read whole must hold none."""
+    if query.series != "day":
+        return []
+    edge_days = [floor_day(start), *([floor_day(end)] if end < FOREVER else [])]
+    return [c for d in edge_days for c in local_midnights(d, d + DAY, query.tz)]
 
 
 def _whole_edge_days(
