@@ -12,7 +12,7 @@ from logs.models import Log
 from logs.querysets import is_llm_call
 from messaging.models import Message
 from statsite.ingest import FactRows, each_part, first_of_each, in_key_order, resolve_accounts
-from statsite.system.notify import announce_errors, serialise_error_commits
+from statsite.system.notify import announce_errors, serialise_error_commits, uses_notify
 from usage import rollups
 from usage.models import RawDataHorizon, ToolCall
 from usage.services import mark_keys_used, price_call, prices_for, resolve_channels, resolve_relay_keys
@@ -37,30 +37,37 @@ def _insert(rows: list[tuple]) -> None:
 
     Error rows go in under the commit-order lock (statsite.system.notify), after the
     others, so the lock is held for the end of the transaction only — the error rows'
-    insert and the rollup increments — and error ids still grow in commit order for
-    the event stream; the rest of concurrent batches runs side by side. The rollups
-    count every row, by its id, once all are in: a batch waiting for that lock has
-    counted nothing yet, so it holds no rollup row the holder could wait for."""
+    insert and the commit — and error ids still grow in commit order for the event
+    stream. The rollups count every row before that lock is asked for: the rows already
+    in by their ids, the error rows from their values. Concurrent batches update the
+    same rollup rows, so each holds them from its upsert to its commit and they take
+    that part in turn; aggregating a batch, before its first rollup row, and its error
+    rows' insert then run side by side with the others. A batch waiting for the lock
+    holds rollup rows, but the holder needs none of them any more."""
     ordered = in_key_order(rows, lambda row: row.request_id)
     errors = [row for row in ordered if row.type == Log.Type.ERROR]
     others = [row for row in ordered if row.type != Log.Type.ERROR]
     stored = LOG_ROWS.insert(others) if others else []
-    if errors:
-        serialise_error_commits(True)
-        errors = LOG_ROWS.insert(errors)
-    _count(stored + errors)
-    if errors:
-        announce_errors(errors)
+    if not errors:
+        _count(stored)
+        return
+    if not uses_notify():
+        _count(stored + LOG_ROWS.insert(errors))
+        return
+    _count(stored, incoming=errors)
+    serialise_error_commits(True)
+    announce_errors(LOG_ROWS.insert(errors))
 
 
-def _count(rows: list) -> None:
-    """Add inserted log ROWS to the rollups: LLM calls (an error log that names a model
-    is a failed call) to the LLM rollups, every other row to the event rollups."""
-    calls = [row for row in rows if is_llm_call(row.type, row.model_name)]
-    if calls:
-        rollups.apply("llm", calls)
-    if len(calls) < len(rows):
-        rollups.apply("events", [row for row in rows if not is_llm_call(row.type, row.model_name)])
+def _count(rows: list, incoming: list | None = None) -> None:
+    """Add inserted log ROWS, and INCOMING rows yet to be inserted (PostgreSQL), to the
+    rollups: LLM calls (an error log that names a model is a failed call) to the LLM
+    rollups, every other row to the event rollups."""
+    for kind, is_kind in (("llm", True), ("events", False)):
+        inserted = [row for row in rows if is_llm_call(row.type, row.model_name) == is_kind]
+        pending = [row for row in incoming or () if is_llm_call(row.type, row.model_name) == is_kind]
+        if inserted or pending:
+            rollups.apply(kind, inserted, incoming=LOG_ROWS.as_json(pending) if pending else "")
 
 
 def module_of(record: dict) -> str:

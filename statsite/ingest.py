@@ -564,6 +564,15 @@ PLAIN_COLUMNS = (
 COPY_MIN_ROWS = 2
 
 
+def _stored_text(value: Any) -> str:
+    """A datetime (to the microsecond) or a decimal as its column reads it."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not stored as text")
+
+
 class FactRows:
     """One fact table's rows as named tuples, and their bulk insert.
 
@@ -602,6 +611,17 @@ class FactRows:
             return self._copy(rows)
         created = self.model.objects.bulk_create([self.model(**row._asdict()) for row in rows])
         return [self.row_type(obj.pk, *row[1:]) for row, obj in zip(rows, created)]
+
+    def as_json(self, rows: list[tuple]) -> str:
+        """ROWS (not inserted yet) as a JSON array of objects keyed by column, each value as
+        the table stores it: PostgreSQL reads them back as the table's rows
+        (`jsonb_populate_recordset`). The id, not drawn yet, is 0."""
+        fields = self._fields[1:]
+        pk = self._fields[0].column
+        return json.dumps(
+            [{pk: 0, **{f.column: value for f, value in zip(fields, row[1:])}} for row in rows],
+            default=_stored_text,
+        )
 
     def _copy(self, rows: list[tuple]) -> list[tuple]:
         qn = connection.ops.quote_name

@@ -516,15 +516,20 @@ def from_rollups(
 
 
 def _insert_statement(
-    rollup: RollupSpec, members: list[models.QuerySet], *, prefix: str = "", upsert: bool
+    rollup: RollupSpec,
+    members: list[models.QuerySet],
+    *,
+    prefix: str = "",
+    prefix_params: Sequence[Any] = (),
+    upsert: bool,
 ) -> tuple[str, list[Any]]:
     """The INSERT of the rows of MEMBERS (aggregate queries in column order) into the
     rollup table, and its parameters; with UPSERT, adding them to the rows already there,
     in (grain, key, bucket) order; else in bucket order. PREFIX is a WITH clause the
-    members may read."""
+    members may read, PREFIX_PARAMS the parameters it takes."""
     qn = connection.ops.quote_name
     table = qn(rollup.table._meta.db_table)
-    sql_parts, params = [], []
+    sql_parts, params = [], list(prefix_params)
     for member in members:
         sql, member_params = member.query.sql_with_params()
         sql_parts.append(sql)
@@ -561,12 +566,51 @@ def _insert_from_batch(
     The facts are read once, into a WITH item, which every member aggregates (25 for the
     LLM rollups) instead of reading them again (at 10M calls, a 1000-call batch's upsert
     took 99 ms looking up each id per member, 67 ms this way). SQLite materializes an
-    item read more than once by itself, and older SQLite does not know the keyword."""
+    item read more than once by itself, and older SQLite does not know the keyword.
+
+    A grain asked for at several tiers is counted from the facts at the finest of them
+    only, into a WITH item of its own; its coarser tiers add that item's rows up, as a
+    rebuild adds up a finer tier. A batch of calls is a few hundred rows of a grain at
+    most: the coarser tiers then cost a fraction of counting the facts again."""
     materialized = "MATERIALIZED " if connection.vendor == "postgresql" else ""
     facts = _read_from(rollup.facts(), "statsite_batch")
-    members = [from_facts(rollup, grain, tier, facts) for grain, tier in rows]
-    prefix = f"WITH statsite_batch AS {materialized}({batch})"
-    return _insert_statement(rollup, members, prefix=prefix, upsert=upsert)
+    items = [f"statsite_batch AS {materialized}({batch})"]
+    item_params: list[Any] = []
+    members = []
+    qn = connection.ops.quote_name
+    columns = ", ".join(qn(c) for c in rollup.columns)
+    for grain, tiers in _tiers_by_grain(rows).items():
+        finest, *coarser = tiers
+        counted = from_facts(rollup, grain, finest, facts)
+        if not coarser:
+            members.append(counted)
+            continue
+        name = f"statsite_grain_{len(items)}"
+        sql, params = counted.query.sql_with_params()
+        items.append(f"{name} ({columns}) AS {materialized}({sql})")
+        item_params += params
+        kept = _read_from(rollup.table.objects.all(), name)
+        members.append(kept.values_list(*rollup.columns))
+        members += [
+            _grouped_rows(
+                rollup, grain, tier, kept,
+                bucket=_tier_bucket(tier, "bucket"),
+                dimension=lambda column: models.F(column),
+                measure=lambda m: m.over_rollups(),
+            )
+            for tier in coarser
+        ]
+    prefix = f"WITH {', '.join(items)}"
+    return _insert_statement(rollup, members, prefix=prefix, prefix_params=item_params, upsert=upsert)
+
+
+def _tiers_by_grain(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    """The tiers asked of each grain in ROWS, finest first (hour, day, week, all: each
+    bucket lies within one of every coarser tier's)."""
+    tiers: dict[str, list[str]] = {}
+    for grain, tier in rows:
+        tiers.setdefault(grain, []).append(tier)
+    return {grain: sorted(set(asked), key=TIERS.index) for grain, asked in tiers.items()}
 
 
 # --- increments at ingest -------------------------------------------------------------
@@ -581,15 +625,22 @@ def _apply_statement(rollup: RollupSpec) -> tuple[str, list[Any]]:
     """The upsert that adds a batch of facts to every grain and tier of ROLLUP, and its
     constant parameters, built once per process (it is the same for every batch). The
     batch's ids are its first parameter: `$1` on PostgreSQL, where the constants are
-    written into the text of a statement to prepare, `%s` elsewhere."""
+    written into the text of a statement to prepare, `%s` elsewhere; on PostgreSQL the
+    rows not inserted yet are its second (`apply`)."""
     cached = (rollup.kind, connection.vendor)
     if cached not in _APPLY_STATEMENTS:
         postgres = connection.vendor == "postgresql"
         qn = connection.ops.quote_name
         meta = rollup.facts().model._meta
-        ids = "$1::bigint[]" if postgres else "SELECT value FROM json_each(%s)"
-        match = f"= ANY({ids})" if postgres else f"IN ({ids})"
-        batch = f"SELECT * FROM {qn(meta.db_table)} WHERE {qn(meta.pk.column)} {match}"
+        table = qn(meta.db_table)
+        if postgres:
+            # Rows still to be inserted come as a JSON array of the table's rows ($2).
+            batch = (
+                f"SELECT * FROM {table} WHERE {qn(meta.pk.column)} = ANY($1::bigint[]) "
+                f"UNION ALL SELECT * FROM jsonb_populate_recordset(NULL::{table}, $2::jsonb)"
+            )
+        else:
+            batch = f"SELECT * FROM {table} WHERE {qn(meta.pk.column)} IN (SELECT value FROM json_each(%s))"
         every = [(name, tier) for name, grain in rollup.grains.items() for tier in grain.tiers]
         statement, params = _insert_from_batch(rollup, batch, every, upsert=True)
         if postgres:
@@ -624,15 +675,21 @@ class TotalTooLarge(Exception):
 OUT_OF_RANGE = "22003"
 
 
-def apply(kind: str, facts: Iterable[Any]) -> int:
+def apply(kind: str, facts: Iterable[Any], *, incoming: str = "") -> int:
     """Add FACTS (rows just inserted, with their ids) to every grain and tier of KIND's
     rollups; rows that are not facts of KIND are ignored. Returns the rollup rows
     written. Must run inside the transaction that inserted the facts, which is to be
-    rolled back when this raises TotalTooLarge."""
+    rolled back when this raises TotalTooLarge.
+
+    INCOMING (PostgreSQL only): rows the transaction is yet to insert, as a JSON array
+    of the fact table's rows (`statsite.ingest.FactRows.as_json`), counted from those
+    values; the transaction must insert them before it commits."""
     rollup = spec(kind)
     ids = sorted({fact.pk for fact in facts if fact.pk is not None})
-    if not ids:
+    if not ids and not incoming:
         return 0
+    if incoming and connection.vendor != "postgresql":
+        raise ValueError("rows yet to be inserted are counted on PostgreSQL only")
     statement, params = _apply_statement(rollup)
     with connection.cursor() as cursor:
         if connection.vendor != "postgresql":
@@ -658,7 +715,7 @@ def apply(kind: str, facts: Iterable[Any]) -> int:
         # anew for small batches (7 ms of planning for 3 ms of work: its estimate of
         # planning's cost is far too low for a statement of this size).
         try:
-            cursor.execute(f"EXECUTE {name}(%s)", [ids])
+            cursor.execute(f"EXECUTE {name}(%s, %s)", [ids, incoming or "[]"])
         except DataError as exc:
             if getattr(exc.__cause__, "sqlstate", None) == OUT_OF_RANGE:
                 raise TotalTooLarge() from exc

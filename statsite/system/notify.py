@@ -12,9 +12,10 @@ On PostgreSQL a transaction that stores error logs (type 4):
    above the last one sent" is exactly what a stream still owes, with no gap
    and no repeat. Only batches that hold errors wait on it, and only for each
    other's last insert and commit. A waiter holds row locks of its earlier
-   inserts, but the holder touches none of them in its last step (its rows are
-   other records); a deadlock the database still detects is retried whole by
-   statsite.ingest.store_batch.
+   inserts and of the rollup rows it has counted the batch in (error rows
+   included, from their values), but the holder touches none of them in its
+   last step (its rows are other records); a deadlock the database still
+   detects is retried whole by statsite.ingest.store_batch.
 2. then raises `pg_notify('statsite_errors', <highest new error id>)`, which
    PostgreSQL delivers to the listening hub at commit (and never, on rollback).
 

@@ -13,6 +13,8 @@ from django.utils import timezone
 
 from logs.models import Log
 from tests.ingest_support import LLM_CALLS, assert_nothing_stored, stored_counts
+from tests.usage.usage_support import check_clean
+from usage import rollups
 from usage.models import Channel, ModelPrice, RelayKey
 
 pytestmark = pytest.mark.django_db
@@ -472,3 +474,29 @@ def test_times_are_kept_to_the_microsecond(post):
     moment = timezone.now() - timedelta(minutes=3)
     post(call(created_at=moment.isoformat()))
     assert Log.objects.get().created_at == moment
+
+
+# --- counting ------------------------------------------------------------------------
+
+
+def test_failed_calls_are_counted_as_they_are_stored(post, gpt4o_price):
+    # On PostgreSQL the rollups count a batch's error rows from their values, before the
+    # rows go in (logs.services): what they count must be what is stored, to the
+    # microsecond, the priced cost's last decimal and every dimension.
+    moment = timezone.now() - timedelta(hours=2, microseconds=7)
+    failed = {"success": False, "error": "upstream timeout", "created_at": moment.isoformat()}
+    batch = [
+        call(1, prompt_tokens=333, completion_tokens=77, latency_ms=912, username="ann", channel_id=3, **failed),
+        call(2, model_name="unpriced", chat_id="room-1", group="vip", module="agent", token_name="k", **failed),
+        call(3, prompt_tokens=10, created_at=moment.isoformat(), username="ann", latency_ms=15),
+        call(4, request_type="chat.reply", **{**failed, "created_at": (moment - timedelta(days=1)).isoformat()}),
+    ]
+    post(batch)
+
+    failures = Log.objects.filter(type=Log.Type.ERROR)
+    assert failures.count() == 3
+    assert failures.get(request_id="req-1").cost == Decimal("0.00160250")  # 333 x 2.5/1M + 77 x 10/1M
+    check_clean("llm")
+    whole = rollups.spec("llm").table.objects.get(grain="total:all")
+    assert (whole.requests, whole.errors, whole.prompt_tokens, whole.cost) == (4, 3, 343, Decimal("0.00162750"))
+    assert whole.last_at == moment

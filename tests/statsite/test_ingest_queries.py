@@ -47,7 +47,7 @@ def statements(queries: CaptureQueriesContext) -> list[tuple[str, str]]:
 def test_a_single_record_costs_a_look_up_per_dimension_and_its_insert(
     post_json, service_headers, django_capture_on_commit_callbacks, monkeypatch
 ):
-    monkeypatch.setattr(rollups, "apply", lambda kind, facts: 0)  # the rollups' statements are theirs to count
+    monkeypatch.setattr(rollups, "apply", lambda kind, facts, **_: 0)  # the rollups' statements are theirs to count
     with django_capture_on_commit_callbacks(execute=True):
         post_json(LLM_CALLS, call(1), **service_headers)  # creates the account, key and channel
 

@@ -162,6 +162,42 @@ def test_error_batches_commit_one_after_another_and_positions_wait_for_them():
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
+def test_a_batch_counts_its_rows_before_it_waits_to_insert_its_errors():
+    """The rollups are counted (the batch's error rows from their values) before the
+    commit-order lock is asked for, so that the lock is held for the error rows' insert
+    and the commit only, and batches aggregate side by side."""
+    import psycopg
+    from psycopg.errors import LockNotAvailable
+
+    from logs.services import record_llm_calls
+    from usage import rollups
+
+    call = {"model_name": "gpt-4o", "prompt_tokens": 5, "created_at": _now()}
+    store_batch(record_llm_calls, [{**call, "request_id": "before"}])
+    table = rollups.spec("llm").table._meta.db_table
+    with psycopg.connect(autocommit=True, **events.listener_params()) as holder:
+        holder.execute("SELECT pg_advisory_lock(%s)", [notify.ERRORS_LOCK])
+        batch = [{**call, "request_id": "ok"}, {**call, "request_id": "failed", "success": False}]
+        thread = _in_thread(store_batch, record_llm_calls, batch)
+        waiting = "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        deadline = time.monotonic() + 10
+        while holder.execute(waiting).fetchone()[0] == 0:
+            assert time.monotonic() < deadline, "the batch never asked for the lock"
+            time.sleep(0.02)
+        with pytest.raises(LockNotAvailable):
+            # The waiting batch has counted itself already: it holds the all-time total.
+            holder.execute(f"SELECT 1 FROM {table} WHERE grain = 'total:all' FOR UPDATE NOWAIT")
+        assert not Log.objects.filter(request_id="failed").exists()
+        holder.execute("SELECT pg_advisory_unlock(%s)", [notify.ERRORS_LOCK])
+        thread.join(10)
+    assert not thread.is_alive()
+    whole = rollups.spec("llm").table.objects.get(grain="total:all")
+    assert (whole.requests, whole.errors) == (3, 1)
+    assert Log.objects.get(request_id="failed").pk > Log.objects.get(request_id="ok").pk
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
 def test_a_committed_error_batch_notifies_its_highest_error_id_and_a_rolled_back_one_does_not():
     import psycopg
 
