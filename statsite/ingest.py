@@ -615,13 +615,12 @@ class FactRows:
     def as_json(self, rows: list[tuple]) -> str:
         """ROWS (not inserted yet) as a JSON array of objects keyed by column, each value as
         the table stores it: PostgreSQL reads them back as the table's rows
-        (`jsonb_populate_recordset`). The id, not drawn yet, is 0."""
-        fields = self._fields[1:]
+        (`jsonb_populate_recordset`), for the rollups to count. The id, not drawn yet,
+        is 0. Only the plain columns are written: no rollup reads the others (JSON, IP
+        addresses), which their fields prepare for the insert, and they read back NULL."""
+        plain = [(i, f.column) for i, f in enumerate(self._fields) if i and isinstance(f, PLAIN_COLUMNS)]
         pk = self._fields[0].column
-        return json.dumps(
-            [{pk: 0, **{f.column: value for f, value in zip(fields, row[1:])}} for row in rows],
-            default=_stored_text,
-        )
+        return json.dumps([{pk: 0, **{column: row[i] for i, column in plain}} for row in rows], default=_stored_text)
 
     def _copy(self, rows: list[tuple]) -> list[tuple]:
         qn = connection.ops.quote_name

@@ -27,7 +27,9 @@ keeps the larger (`max`). The same definitions serve every path:
   SQLite and PostgreSQL — in the ingest transaction, so a committed fact is counted
   exactly once and concurrent writers to one bucket never lose an increment (the
   database serialises the row). Rows go in sorted, so concurrent batches lock
-  buckets in one order and cannot deadlock over them;
+  buckets in one order and cannot deadlock over them. On PostgreSQL, rows the
+  transaction is about to insert (a batch's error rows, logs.services) are counted
+  from their values;
 - rebuild: the hour tier from the facts, the day tier from the hour tier, the week
   and all tiers from the day tier (hour rows outlive purges, so the coarser tiers can
   always be rebuilt whole), a slice of time at a time, with ingest of the kind and
@@ -563,9 +565,9 @@ def _insert_from_batch(
 ) -> tuple[str, list[Any]]:
     """The INSERT of the rows, for each (grain, tier) of ROWS, that the facts BATCH
     selects (SQL over the fact table) add up to, and its parameters after BATCH's own.
-    The facts are read once, into a WITH item, which every member aggregates (25 for the
-    LLM rollups) instead of reading them again (at 10M calls, a 1000-call batch's upsert
-    took 99 ms looking up each id per member, 67 ms this way). SQLite materializes an
+    The facts are read once, into a WITH item, which every grain aggregates instead of
+    reading them again (at 10M calls, a 1000-call batch's upsert took 99 ms looking up
+    each id for each grain and tier, 67 ms this way). SQLite materializes an
     item read more than once by itself, and older SQLite does not know the keyword.
 
     A grain asked for at several tiers is counted from the facts at the finest of them

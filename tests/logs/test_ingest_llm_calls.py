@@ -490,13 +490,16 @@ def test_failed_calls_are_counted_as_they_are_stored(post, gpt4o_price):
         call(2, model_name="unpriced", chat_id="room-1", group="vip", module="agent", token_name="k", **failed),
         call(3, prompt_tokens=10, created_at=moment.isoformat(), username="ann", latency_ms=15),
         call(4, request_type="chat.reply", **{**failed, "created_at": (moment - timedelta(days=1)).isoformat()}),
+        # Columns no rollup reads, which their fields prepare for the insert.
+        call(5, ip="fe80::1%eth0", other={"n": [1.5, None]}, **failed),
     ]
     post(batch)
 
     failures = Log.objects.filter(type=Log.Type.ERROR)
-    assert failures.count() == 3
+    assert failures.count() == 4
+    assert str(failures.get(request_id="req-5").ip) == "fe80::1"
     assert failures.get(request_id="req-1").cost == Decimal("0.00160250")  # 333 x 2.5/1M + 77 x 10/1M
     check_clean("llm")
     whole = rollups.spec("llm").table.objects.get(grain="total:all")
-    assert (whole.requests, whole.errors, whole.prompt_tokens, whole.cost) == (4, 3, 343, Decimal("0.00162750"))
+    assert (whole.requests, whole.errors, whole.prompt_tokens, whole.cost) == (5, 4, 343, Decimal("0.00162750"))
     assert whole.last_at == moment
