@@ -135,3 +135,48 @@ def _create_extension(schema_editor, extension: str) -> None:
             f'Create it as the database\'s owner or a superuser: CREATE EXTENSION "{extension}"; then run '
             f"migrate again."
         ) from error
+
+
+class OnPostgresAsSQL(migrations.SeparateDatabaseAndState):
+    """OPERATIONS, which PostgreSQL does as SQL instead (a statement or a list, and the
+    reverse): several columns added to a large table by one ALTER TABLE, for instance,
+    where Django would rewrite the table once for each. Other databases (SQLite) run
+    the operations themselves."""
+
+    def __init__(self, operations: list, *, sql: str | list[str], reverse_sql: str | list[str]) -> None:
+        super().__init__(state_operations=operations)
+        self.sql, self.reverse_sql = sql, reverse_sql
+
+    def deconstruct(self):
+        return self.__class__.__qualname__, [], {
+            "operations": self.state_operations, "sql": self.sql, "reverse_sql": self.reverse_sql,
+        }
+
+    def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            self._execute(schema_editor, self.sql)
+            return
+        for operation in self.state_operations:
+            to_state = from_state.clone()
+            operation.state_forwards(app_label, to_state)
+            operation.database_forwards(app_label, schema_editor, from_state, to_state)
+            from_state = to_state
+
+    def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
+        if schema_editor.connection.vendor == "postgresql":
+            self._execute(schema_editor, self.reverse_sql)
+            return
+        states = [to_state]
+        for operation in self.state_operations:
+            states.append(states[-1].clone())
+            operation.state_forwards(app_label, states[-1])
+        for i in reversed(range(len(self.state_operations))):
+            self.state_operations[i].database_backwards(app_label, schema_editor, states[i + 1], states[i])
+
+    @staticmethod
+    def _execute(schema_editor, sql: str | list[str]) -> None:
+        for statement in [sql] if isinstance(sql, str) else sql:
+            schema_editor.execute(statement)
+
+    def describe(self) -> str:
+        return "Operations done as one SQL script on PostgreSQL"

@@ -36,7 +36,7 @@ from django.utils import timezone
 
 from statsite.ingest import each_part
 from statsite.querysets import rows_by_shape
-from usage.models import LATENCY_BOUNDS_MS, Channel, latency_field_names
+from usage.models import LATENCY_BOUNDS_MS, SERIES_COLUMNS, SERIES_GRAINS, Channel, latency_field_names
 from usage.rollups import (
     ALL_BUCKET,
     DAY,
@@ -666,11 +666,11 @@ SIGN = "statsite_sign"  # the group key that tells a part to take away (-1) from
 NO_GROUP = "statsite_all"  # the constant an ungrouped aggregate is grouped by
 
 
-def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool = False) -> list[tuple]:
+def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: str | None = None) -> list[tuple]:
     """The rollup rows WHERE says, summed per group (and per sign, when NEGATIVE says
-    which rows are to be taken away: the sign comes first); UNGROUPED: each row is a
-    group of its own already (one grain at one tier, whose columns the group keys and
-    filters fix), read as it is."""
+    which rows are to be taken away: the sign comes first); UNGROUPED: the hour grain
+    whose rows WHERE says, each a group of its own already (the group keys and filters
+    fix its columns), read as it is."""
     if query.filters:
         where &= Q(**query.filters)
     rows = rows_by_shape(
@@ -679,17 +679,27 @@ def _rollup_rows(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool
     return _counted(query, rows, negative)
 
 
-def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: bool):
+def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: str | None):
     rows = _with_series(query, query.rollup.table.objects.filter(where), "bucket", "bucket")
     keys = _signed(query, negative)
     if ungrouped:
         # Tens of thousands of plain columns: read in usage()'s order (the merge keeps it).
         columns = [_in_code_point_order(query, name) for name in (*query.group_by, "bucket")]
         ordered = [columns[i] for i in query.order] if query.order else columns
-        sums = {m.name: m.row_value() for m in query.measures if isinstance(m, _SumOf)}
+        columns, sums = _row_columns(query, ungrouped)
         rows = _with_sign(rows.annotate(**sums) if sums else rows, negative)
-        return rows.values_list(*keys, *(m.name for m in query.measures)).order_by(*ordered)
+        return rows.values_list(*keys, *columns).order_by(*ordered)
     return _grouped(_with_sign(rows, negative), keys, _read_as_they_are(query, "over_rollups"))
+
+
+def _row_columns(query: _Query, grain: str) -> tuple[list[str], dict[str, Expression]]:
+    """The column each measure of QUERY is read from in one hour row of GRAIN, and the
+    sums of measures to add up in the row first. In the hour rows of the grains the
+    hourly usage series reads, the columns that its covering indexes hold
+    (usage.models.SERIES_COLUMNS)."""
+    series = SERIES_COLUMNS if query.kind == "llm" and grain in SERIES_GRAINS else {}
+    sums = {m.name: m.row_value() for m in query.measures if isinstance(m, _SumOf) and m.name not in series}
+    return [series.get(m.name, m.name) for m in query.measures], sums
 
 
 def _with_series(query: _Query, rows, time: str, hour: Any):
@@ -751,7 +761,7 @@ def _read(query: _Query, planned: Planned) -> tuple[list[list[tuple]], list[list
             query.series == "hour" and not (planned.positive.days or planned.positive.weeks) and hour_grain is not None
             and set(rollup.grains[hour_grain].columns) <= fixed
         )
-        rows = _rollup_rows(query, positive | negative, negative or None, ungrouped=ungrouped)
+        rows = _rollup_rows(query, positive | negative, negative or None, ungrouped=hour_grain if ungrouped else None)
         _split(rows, bool(negative), adding, removing)
     raw, raw_negative = planned.positive.raw, planned.negative.raw
     if raw or raw_negative:

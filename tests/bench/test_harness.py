@@ -98,4 +98,4 @@ def test_the_harness_measures_everything_without_errors(bench_database, tmp_path
             "SELECT indexrelid::regclass::text, indisvalid FROM pg_index "
             "WHERE indrelid = 'usage_llmrollup'::regclass AND indpred IS NOT NULL ORDER BY 1"
         ).fetchall()
-    assert partial == [("llmrollup_model_hour_cover", True), ("llmrollup_user_model_hour_cover", True)]
+    assert partial == [("llmrollup_model_hour_series", True), ("llmrollup_user_model_hour_series", True)]

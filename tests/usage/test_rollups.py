@@ -70,6 +70,19 @@ def test_ingest_keeps_the_llm_rollups_equal_to_the_facts(post_json, service_head
     assert got["quota"] == Log.objects.filter(type=Log.Type.CONSUME).aggregate(q=Sum("quota"))["q"]
 
 
+def test_the_hourly_series_columns_repeat_the_measures_of_its_hour_rows_only(post_json, service_headers):
+    post_json("/api/ingest/llm-calls", calls(30), **service_headers)
+    rows = LLMRollup.objects.values_list(
+        "grain", "requests", "quota", "prompt_tokens", "completion_tokens",
+        "series_requests", "series_quota", "series_tokens",
+    )  # fmt: skip
+    series = [row for row in rows if row[0] in ("model", "user_model")]
+    assert {row[0] for row in series} == {"model", "user_model"}
+    for grain, requests, quota, prompt, completion, *held in series:
+        assert held == [requests, quota, prompt + completion]
+    assert {tuple(row[5:]) for row in rows if row not in series} == {(None, None, None)}
+
+
 def test_every_grain_at_every_tier_adds_up_to_the_same_totals(post_json, service_headers):
     post_json("/api/ingest/llm-calls", calls(40), **service_headers)
     expected = totals("model")
