@@ -686,9 +686,9 @@ def _rollup_queryset(query: _Query, where: Q, negative: Q | None, *, ungrouped: 
         # Tens of thousands of plain columns: read in usage()'s order (the merge keeps it).
         columns = [_in_code_point_order(query, name) for name in (*query.group_by, "bucket")]
         ordered = [columns[i] for i in query.order] if query.order else columns
-        columns, sums = _row_columns(query, ungrouped)
+        read, sums = _row_columns(query, ungrouped)
         rows = _with_sign(rows.annotate(**sums) if sums else rows, negative)
-        return rows.values_list(*keys, *columns).order_by(*ordered)
+        return rows.values_list(*keys, *read).order_by(*ordered)
     return _grouped(_with_sign(rows, negative), keys, _read_as_they_are(query, "over_rollups"))
 
 
