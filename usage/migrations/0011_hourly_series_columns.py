@@ -19,7 +19,7 @@ the columns, whatever writes the rows (ingest, rebuild).
 
 On PostgreSQL the three columns are added by one ALTER TABLE, which rewrites the
 table once under an exclusive lock: 45 s at ten million calls on that machine, ingest
-and the statistics waiting meanwhile (the whole migration took 54-58 s there; the
+and the statistics waiting meanwhile (the whole migration took 54-59 s there; the
 reverse, 10 s). SQLite adds them as Django does.
 """
 
