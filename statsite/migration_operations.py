@@ -144,7 +144,7 @@ class OnPostgresAsSQL(migrations.SeparateDatabaseAndState):
     the operations themselves."""
 
     def __init__(self, operations: list, *, sql: str | list[str], reverse_sql: str | list[str]) -> None:
-        super().__init__(state_operations=operations)
+        super().__init__(database_operations=operations, state_operations=operations)
         self.sql, self.reverse_sql = sql, reverse_sql
 
     def deconstruct(self):
@@ -155,23 +155,14 @@ class OnPostgresAsSQL(migrations.SeparateDatabaseAndState):
     def database_forwards(self, app_label, schema_editor, from_state, to_state) -> None:
         if schema_editor.connection.vendor == "postgresql":
             self._execute(schema_editor, self.sql)
-            return
-        for operation in self.state_operations:
-            to_state = from_state.clone()
-            operation.state_forwards(app_label, to_state)
-            operation.database_forwards(app_label, schema_editor, from_state, to_state)
-            from_state = to_state
+        else:
+            super().database_forwards(app_label, schema_editor, from_state, to_state)
 
     def database_backwards(self, app_label, schema_editor, from_state, to_state) -> None:
         if schema_editor.connection.vendor == "postgresql":
             self._execute(schema_editor, self.reverse_sql)
-            return
-        states = [to_state]
-        for operation in self.state_operations:
-            states.append(states[-1].clone())
-            operation.state_forwards(app_label, states[-1])
-        for i in reversed(range(len(self.state_operations))):
-            self.state_operations[i].database_backwards(app_label, schema_editor, states[i + 1], states[i])
+        else:
+            super().database_backwards(app_label, schema_editor, from_state, to_state)
 
     @staticmethod
     def _execute(schema_editor, sql: str | list[str]) -> None:

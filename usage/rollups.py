@@ -509,6 +509,11 @@ def from_rollups(
         rows = rows.filter(bucket__gte=since)
     if until is not None:
         rows = rows.filter(bucket__lt=until)
+    return _added_up(rollup, grain, tier, rows)
+
+
+def _added_up(rollup: RollupSpec, grain: str, tier: str, rows: models.QuerySet) -> models.QuerySet:
+    """GRAIN's rows at TIER that ROWS (rollup rows of a finer tier) add up to."""
     return _grouped_rows(
         rollup, grain, tier, rows,
         bucket=_tier_bucket(tier, "bucket"),
@@ -593,15 +598,7 @@ def _insert_from_batch(
         item_params += params
         kept = _read_from(rollup.table.objects.all(), name)
         members.append(kept.values_list(*rollup.columns))
-        members += [
-            _grouped_rows(
-                rollup, grain, tier, kept,
-                bucket=_tier_bucket(tier, "bucket"),
-                dimension=lambda column: models.F(column),
-                measure=lambda m: m.over_rollups(),
-            )
-            for tier in coarser
-        ]
+        members += [_added_up(rollup, grain, tier, kept) for tier in coarser]
     prefix = f"WITH {', '.join(items)}"
     return _insert_statement(rollup, members, prefix=prefix, prefix_params=item_params, upsert=upsert)
 
