@@ -8,6 +8,7 @@ kind of bad or unusual one for each field's type."""
 
 from __future__ import annotations
 
+import ipaddress
 import math
 from collections import OrderedDict
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ from rest_framework import serializers
 from logs.api.serializers import LLMCallRecordSerializer, LogRecordSerializer
 from messaging.api.serializers import MessageRecordSerializer
 from statsite.ingest import (
+    IPV4_ADDRESS,
     BoundedJSONField,
     CostField,
     RecordPlan,
@@ -42,6 +44,14 @@ JSON = st.recursive(
     max_leaves=8,
 )
 ODD = st.sampled_from([None, True, False, 0, -1, 1.5, "", " ", "\x00", "\ud800", [], {}, ["x"], {"a": 1}])
+# Dotted addresses, valid or nearly: octets past 255, leading zeros, signs, spaces, other
+# digits than ASCII's, three to five parts.
+OCTETS = st.one_of(
+    st.integers(0, 300).map(str),
+    st.integers(0, 99).map(lambda n: f"0{n}"),
+    st.sampled_from(["", "+1", " 1", "1\u0661", "\u0661", "1e1", "0x1"]),
+)
+DOTTED = st.lists(OCTETS, min_size=3, max_size=5).map(".".join)
 MOMENTS = st.datetimes(min_value=datetime(2000, 1, 2), max_value=datetime(2026, 1, 1), timezones=st.just(UTC))
 
 
@@ -64,7 +74,11 @@ def plausible(field: serializers.Field) -> st.SearchStrategy:
     if isinstance(field, BoundedJSONField):
         return st.dictionaries(st.text(max_size=5), JSON, max_size=4)
     if isinstance(field, serializers.IPAddressField):
-        return st.sampled_from(["127.0.0.1", "::ffff:10.0.0.1", "2001:DB8::1", ""])
+        return st.one_of(
+            st.sampled_from(["127.0.0.1", "::ffff:10.0.0.1", "2001:DB8::1", ""]),
+            DOTTED,
+            DOTTED.map(lambda address: f" {address}\n"),
+        )
     if isinstance(field, serializers.ChoiceField):
         return st.one_of(st.sampled_from(list(field.choices)), st.sampled_from([str(c) for c in field.choices]))
     if isinstance(field, serializers.BooleanField):
@@ -221,3 +235,30 @@ def test_a_record_serializer_the_plan_cannot_mirror_is_refused_at_once():
 
     with pytest.raises(TypeError, match="Checked"):
         RecordPlan(Checked)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(DOTTED, st.text(alphabet="0123456789.\u0661 /:%\n", max_size=18)))
+def test_the_ipv4_pattern_accepts_exactly_what_ipaddress_reads(text):
+    try:
+        ipaddress.IPv4Address(text)
+    except ValueError:
+        parsed = False
+    else:
+        parsed = True
+    assert bool(IPV4_ADDRESS.fullmatch(text)) == parsed
+
+
+def test_an_address_field_the_plan_cannot_mirror_is_left_to_the_field():
+    def no_private(value):
+        if ipaddress.ip_address(value).is_private:
+            raise serializers.ValidationError("No private addresses.")
+
+    class Addresses(RecordSerializer):
+        v6 = serializers.IPAddressField(protocol="IPv6", required=False)
+        public = serializers.IPAddressField(validators=[no_private], required=False)
+
+    plan = RecordPlan(Addresses)
+    assert plan({"v6": "10.0.0.1"}) is None
+    assert plan({"public": "10.0.0.1"}) is None
+    assert plan({"public": " 8.8.8.8 ", "v6": "2001:db8::1"}) == {"public": "8.8.8.8", "v6": "2001:db8::1"}

@@ -116,6 +116,25 @@ def test_every_row_of_a_batch_is_counted_in_the_rollups_failed_calls_included(po
     assert rollups.check("llm") == []
 
 
+@pytest.mark.skipif(connection.vendor != "postgresql", reason="COPY is PostgreSQL's")
+def test_copy_writes_an_ipv4_address_as_its_text_and_prepares_the_others(post_json, service_headers, monkeypatch):
+    prepared = []
+    field = Log._meta.get_field("ip")
+    prepare = field.get_db_prep_save
+    monkeypatch.setattr(field, "get_db_prep_save", lambda value, connection: prepared.append(value) or prepare(
+        value, connection))
+    addresses = ["192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:DB8::1", "::ffff:192.0.2.9", " 198.51.100.7 "]
+    calls = [{"request_id": f"address-{n}", "model_name": "m", "ip": address} for n, address in enumerate(addresses)]
+
+    assert post_json(LLM_CALLS, calls, **service_headers).status_code == 201
+
+    assert prepared == ["2001:db8::1"]  # IPv4-mapped addresses are unpacked in validation
+    stored_ips = dict(Log.objects.filter(request_id__startswith="address-").values_list("request_id", "ip"))
+    assert [stored_ips[f"address-{n}"] for n in range(len(addresses))] == [
+        "192.0.2.1", "0.0.0.0", "255.255.255.255", "2001:db8::1", "192.0.2.9", "198.51.100.7"
+    ]
+
+
 def test_a_conflict_the_insert_meets_is_retried_and_counted_as_a_duplicate(post_json, service_headers, monkeypatch):
     """A concurrent batch may store a request id between our look-up and our insert:
     the insert then fails on the unique index, and the retry counts the row as a duplicate."""
