@@ -1,4 +1,5 @@
-"""Shared fixtures: clients, every kind of caller, and the garbage collector held off."""
+"""Shared fixtures: clients, every kind of caller, and the garbage collector held off;
+tests that touch no database run in the SQLite run of the suite only."""
 
 from __future__ import annotations
 
@@ -7,9 +8,29 @@ import gc
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
+from django.db import connection
 from rest_framework.test import APIClient
 
 from statsite.models import AccessToken, ServiceKey
+
+
+# Fixtures through which a test reaches the database.
+DATABASE_FIXTURES = frozenset(
+    {"db", "transactional_db", "live_server", "django_db_reset_sequences", "django_db_serialized_rollback"}
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `database_free` (pure validation, thousands of generated examples)
+    would only repeat on PostgreSQL what they did on SQLite: `make test` runs them in its
+    SQLite run. A test so marked that asks for the database is a mistake in the mark."""
+    for item in items:
+        if item.get_closest_marker("database_free") is None:
+            continue
+        if item.get_closest_marker("django_db") or DATABASE_FIXTURES & set(item.fixturenames):
+            raise pytest.UsageError(f"{item.nodeid} is marked database_free but uses the database")
+        if connection.vendor == "postgresql":
+            item.add_marker(pytest.mark.skip(reason="touches no database: run in the SQLite run of the suite"))
 
 
 @pytest.fixture(autouse=True)

@@ -36,6 +36,9 @@ from statsite.ingest import (
 )
 from usage.api.serializers import ToolCallRecordSerializer
 
+# Validation alone: the same on every database, so run once (tests/conftest.py).
+pytestmark = pytest.mark.database_free
+
 RECORD_SERIALIZERS = [LLMCallRecordSerializer, LogRecordSerializer, ToolCallRecordSerializer, MessageRecordSerializer]
 
 JSON = st.recursive(
