@@ -298,6 +298,11 @@ def _bounds(
     return low, high, others
 
 
+# The validators DRF's CharField adds to every text field (an IP address field is one),
+# whose checks the inline ones below make themselves.
+_CHAR_FIELD_VALIDATORS = (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator)
+
+
 def _text_check(field: serializers.CharField) -> Check:
     """CharField/TextField validation of a str, inline: blank, trimming, length, NUL
     and surrogates as DRF and TextField check them; other validators as they are."""
@@ -305,7 +310,7 @@ def _text_check(field: serializers.CharField) -> Check:
         field,
         MinLengthValidator,
         MaxLengthValidator,
-        covered=(ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator),
+        covered=_CHAR_FIELD_VALIDATORS,
     )
     trim, allow_blank = field.trim_whitespace, field.allow_blank
 
@@ -371,9 +376,9 @@ def _ip_check(field: serializers.IPAddressField) -> Check:
     """IPAddressField validation of a dotted-quad IPv4 address, inline (DRF would trim
     it, then parse it with ipaddress); any other value (IPv6, blank, invalid) by the
     field itself. Only for the field's own validators, which the pattern mirrors."""
-    own = (ProhibitNullCharactersValidator, ProhibitSurrogateCharactersValidator)
     mirrored = field.protocol in ("both", "ipv4") and all(
-        isinstance(v, own) or v in (validate_ipv46_address, validate_ipv4_address) for v in field.validators
+        isinstance(v, _CHAR_FIELD_VALIDATORS) or v in (validate_ipv46_address, validate_ipv4_address)
+        for v in field.validators
     )
     if not mirrored:
         return field.run_validation
