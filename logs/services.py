@@ -11,7 +11,7 @@ from django.db.models import Subquery
 from logs.models import Log
 from logs.querysets import is_llm_call
 from messaging.models import Message
-from statsite.ingest import FactRows, each_part, first_of_each, in_key_order, resolve_accounts
+from statsite.ingest import FactRows, first_of_each, in_key_order, resolve_accounts, rows_among
 from statsite.system.notify import announce_errors, serialise_error_commits, uses_notify
 from usage import rollups
 from usage.models import RawDataHorizon, ToolCall
@@ -22,10 +22,7 @@ LOG_ROWS = FactRows(Log)
 
 def _stored_request_ids(records: list[dict]) -> set[str]:
     ids = [r["request_id"] for r in records if r.get("request_id")]
-    stored: set[str] = set()
-    for where in each_part("request_id", ids):
-        stored.update(Log.objects.filter(where).values_list("request_id", flat=True))
-    return stored
+    return {request_id for (request_id,) in rows_among(Log, "request_id", ids, "request_id")}
 
 
 def _fresh(records: list[dict]) -> list[dict]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.db import IntegrityError
 
 from messaging.models import Chat, Message, Participant
-from statsite.ingest import FactRows, each_part, first_of_each, in_key_order
+from statsite.ingest import FactRows, each_part, first_of_each, in_key_order, instances_among
 from usage import rollups
 from usage.services import after_commit
 
@@ -15,17 +15,14 @@ MESSAGE_ROWS = FactRows(Message)
 def _resolve(model, key_field: str, wanted: dict[str, dict]) -> dict[str, object]:
     """Rows of MODEL by KEY_FIELD, creating missing ones from WANTED's attributes;
     attributes that changed are updated after the commit (newest ingest wins)."""
-    found: dict[str, object] = {}
     keys = sorted(wanted)
-    for where in each_part(key_field, keys):
-        found.update({getattr(o, key_field): o for o in model.objects.filter(where)})
+    found: dict[str, object] = {getattr(o, key_field): o for o in instances_among(model, key_field, keys)}
     missing = [k for k in keys if k not in found]
     if missing:
         # In key order, conflicts ignored: a row that a concurrent batch creates
         # meanwhile is waited for and then found, rather than failing this batch.
         model.objects.bulk_create([model(**{key_field: k, **wanted[k]}) for k in missing], ignore_conflicts=True)
-        for where in each_part(key_field, missing):
-            found.update({getattr(o, key_field): o for o in model.objects.filter(where)})
+        found.update({getattr(o, key_field): o for o in instances_among(model, key_field, missing)})
         if len(found) < len(keys):
             # Not expected (an insert that meets a concurrent one waits for its outcome),
             # but a missing row must rerun the batch, not fail it with a KeyError.

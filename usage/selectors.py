@@ -34,7 +34,7 @@ from django.db.models import BigIntegerField, Case, CharField, Expression, F, Fu
 from django.db.models.functions import Cast, Collate, TruncDate, TruncHour
 from django.utils import timezone
 
-from statsite.ingest import each_part
+from statsite.ingest import rows_among
 from statsite.querysets import rows_by_shape
 from usage.models import LATENCY_BOUNDS_MS, SERIES_COLUMNS, SERIES_GRAINS, Channel, latency_field_names
 from usage.rollups import (
@@ -1057,9 +1057,8 @@ def tools_containing(text: str) -> tuple[list[str], list[tuple[str, str]]]:
 def usernames(account_ids: Iterable[int]) -> dict[int, str]:
     """The usernames of the accounts ACCOUNT_IDS name (ids of no account are left out),
     each looked up once: a thousand and more bound as one array on PostgreSQL, in
-    chunks elsewhere (statsite.ingest.each_part)."""
-    accounts = get_user_model().objects.values_list("pk", "username")
-    return {pk: name for part in each_part("pk", sorted(set(account_ids))) for pk, name in accounts.filter(part)}
+    chunks elsewhere (statsite.ingest.rows_among)."""
+    return dict(rows_among(get_user_model(), "pk", sorted(set(account_ids)), "pk", "username"))
 
 
 def _decimal(value: Any) -> Decimal:

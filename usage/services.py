@@ -13,7 +13,15 @@ from django.db import connection, models, transaction
 from django.db.models import Max
 
 from statsite import credentials
-from statsite.ingest import FactRows, chunked, each_part, first_of_each, in_key_order, resolve_accounts
+from statsite.ingest import (
+    FactRows,
+    chunked,
+    first_of_each,
+    in_key_order,
+    instances_among,
+    resolve_accounts,
+    rows_among,
+)
 from statsite.models import LAST_USED_RESOLUTION
 from usage import rollups
 from usage.models import Channel, ModelPrice, RelayKey, ToolCall
@@ -86,13 +94,8 @@ def _keys_by_hash(wanted: dict[str, tuple[str, str, int | None]]) -> dict[str, K
     """Keys by digest; WANTED gives each digest's (canonical key, name, owner id) for creating it."""
 
     def find(digests: list[str]) -> dict[str, KeyRef]:
-        found = {}
-        for where in each_part("key_hash", digests):
-            for digest, pk, name, used in RelayKey.objects.filter(where).values_list(
-                "key_hash", "pk", "name", "last_used_at"
-            ):
-                found[digest] = KeyRef(pk, name, used)
-        return found
+        rows = rows_among(RelayKey, "key_hash", digests, "key_hash", "pk", "name", "last_used_at")
+        return {digest: KeyRef(pk, name, used) for digest, pk, name, used in rows}
 
     by_hash = find(list(wanted))
     # Sorted, and conflicts ignored: a key that a concurrent batch creates
@@ -207,6 +210,10 @@ def _lock_channel_creation() -> None:
             cursor.execute("SELECT pg_advisory_xact_lock(%s)", [CHANNEL_CREATION_LOCK])
 
 
+def _channels_by_id(ids: Iterable[int]) -> dict[int, Channel]:
+    return {channel.id: channel for channel in instances_among(Channel, "id", sorted(ids))}
+
+
 def _channels_by_name(names: set[str]) -> dict[str, Channel]:
     found: dict[str, Channel] = {}
     if names:
@@ -224,12 +231,12 @@ def resolve_channels(records: list[dict]) -> list[Channel | None]:
             # The first record that names a new channel names it; one without a name does not unname it.
             ids[r["channel_id"]] = r.get("channel_name", "")
     names = {r["channel_name"] for r in records if r.get("channel_id") is None and r.get("channel_name")}
-    by_id: dict[int, Channel] = Channel.objects.in_bulk(list(ids)) if ids else {}
+    by_id = _channels_by_id(ids)
     by_name = _channels_by_name(names)
     if len(by_id) < len(ids) or len(by_name) < len(names):
         _lock_channel_creation()
         # Look again: whoever held the lock before us may have created some of them.
-        by_id = Channel.objects.in_bulk(list(ids)) if ids else {}
+        by_id = _channels_by_id(ids)
         missing = sorted(set(ids) - by_id.keys())
         if missing:
             created = Channel.objects.bulk_create([Channel(id=i, name=ids[i] or f"channel-{i}") for i in missing])
@@ -259,10 +266,8 @@ def resolve_channels(records: list[dict]) -> list[Channel | None]:
 
 
 def prices_for(model_names: Iterable[str]) -> dict[str, ModelPrice]:
-    prices: dict[str, ModelPrice] = {}
-    for where in each_part("model_name", sorted(set(model_names))):
-        prices.update({p.model_name: p for p in ModelPrice.objects.filter(where)})
-    return prices
+    prices = instances_among(ModelPrice, "model_name", sorted(set(model_names)))
+    return {price.model_name: price for price in prices}
 
 
 def price_call(
@@ -288,9 +293,8 @@ TOOL_CALL_ROWS = FactRows(ToolCall)
 def record_tool_calls(records: list[dict]) -> int:
     """Store tool calls not stored before (by request_id); returns how many were created.
     Runs inside the caller's transaction."""
-    stored: set[str] = set()
-    for where in each_part("request_id", [r["request_id"] for r in records if r.get("request_id")]):
-        stored.update(ToolCall.objects.filter(where).values_list("request_id", flat=True))
+    ids = [r["request_id"] for r in records if r.get("request_id")]
+    stored = {request_id for (request_id,) in rows_among(ToolCall, "request_id", ids, "request_id")}
     fresh = first_of_each(records, lambda r: r.get("request_id") or None, stored)
     if not fresh:
         return 0

@@ -1,25 +1,27 @@
 """How ingest writes facts: a batch goes in by COPY on PostgreSQL (a single record, and
 everything on SQLite, by INSERT), and every way stores the same rows, with ids the
 rollups count them by; a conflict the COPY meets is retried and counted as duplicates;
-long membership lists are one array parameter on PostgreSQL."""
+long membership lists are one array parameter on PostgreSQL, in SQL compiled once."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from decimal import Decimal
 
 import pytest
 from django.contrib.auth import get_user_model
 from django.db import connection
+from django.db.models.sql.query import Query
 from django.forms.models import model_to_dict
 from django.test.utils import CaptureQueriesContext
 
 import logs.services
 from logs.models import Log
 from messaging.models import Message
-from statsite.ingest import COPY_MIN_ROWS, each_part
+from statsite.ingest import COPY_MIN_ROWS, each_part, instances_among, rows_among
 from tests.ingest_support import LLM_CALLS, MESSAGES, TOOL_CALLS
 from usage import rollups
-from usage.models import ToolCall
+from usage.models import Channel, ModelPrice, ToolCall
 
 pytestmark = pytest.mark.django_db
 
@@ -179,3 +181,55 @@ def test_membership_in_a_long_list_of_ids(make_user):
 
     assert found == {kept[0], kept[2]}
     assert len(parts) == (1 if connection.vendor == "postgresql" else 5)
+
+
+def test_rows_among_are_the_rows_the_orm_selects(make_user):
+    User = get_user_model()
+    longest = "x" * 150
+    kept = {name: make_user(name).pk for name in ("ann", "ben", "cat", longest)}
+    names = ["cat", "ann", longest + "y", "ann", *(f"nobody-{i}" for i in range(1200))]
+    ids = [kept["ann"], kept["cat"], -1, 0, 2**31 - 1, *range(10**6, 10**6 + 1200)]
+
+    by_name = rows_among(User, "username", names, "username", "pk", "is_active", "date_joined")
+    by_id = rows_among(User, "pk", ids, "pk", "username")
+
+    orm = User.objects.order_by()
+    assert sorted(by_name) == sorted(orm.filter(username__in=names).values_list("username", "pk", "is_active",
+                                                                                 "date_joined"))
+    assert {name for name, *_ in by_name} == {"ann", "cat"}  # a longer name is not cut down to a stored one
+    assert sorted(by_id) == [(kept["ann"], "ann"), (kept["cat"], "cat")]
+    assert rows_among(User, "username", [], "pk") == []
+
+
+def test_rows_among_compile_their_sql_once_per_model_field_and_columns(make_user, monkeypatch):
+    if connection.vendor != "postgresql":
+        pytest.skip("the SQL is compiled once on PostgreSQL only")
+    for name in ("ann", "ben"):
+        make_user(name)
+    compiled = []
+    real = Query.sql_with_params
+    monkeypatch.setattr(Query, "sql_with_params", lambda query: compiled.append(query) or real(query))
+    columns = ("username", "pk", "email")  # asked for by no other test
+
+    with CaptureQueriesContext(connection) as queries:
+        first = rows_among(get_user_model(), "username", ["ann"], *columns)
+        second = rows_among(get_user_model(), "username", ["ben", "nobody"], *columns)
+
+    assert [row[0] for row in first + second] == ["ann", "ben"]
+    assert len(compiled) == 1
+    assert len(queries) == 2
+
+
+def test_instances_among_are_the_instances_the_orm_loads(db):
+    Channel.objects.bulk_create([Channel(id=3, name="main"), Channel(id=7, name="spare", status=2)])
+    ModelPrice.objects.create(model_name="gpt-4o", input_per_million=Decimal("2.5"), output_per_million=Decimal(10))
+
+    channels = instances_among(Channel, "id", [7, 3, 4])
+    prices = instances_among(ModelPrice, "model_name", ["gpt-4o", "gpt-5"])
+
+    assert [model_to_dict(c) for c in channels] == [model_to_dict(c) for c in Channel.objects.order_by("id")]
+    assert [c.created_at for c in channels] == [c.created_at for c in Channel.objects.order_by("id")]
+    assert [(p.model_name, p.cost_of(1000, 100), p.updated_at) for p in prices] == [
+        (p.model_name, p.cost_of(1000, 100), p.updated_at) for p in ModelPrice.objects.all()
+    ]
+    assert all(not c._state.adding and c._state.db == "default" for c in [*channels, *prices])
