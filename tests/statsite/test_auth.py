@@ -9,6 +9,7 @@ import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.forms.models import model_to_dict
+from django.utils import timezone as django_timezone
 from rest_framework.test import APIClient
 
 from logs.models import Log
@@ -241,6 +242,30 @@ def test_new_secrets_are_long_random_and_distinct():
     raws = {create_service_key(f"k{i}") for i in range(5)}
     assert len(raws) == 5
     assert all(len(raw) >= 40 for raw in raws)
+
+
+def columns(row) -> list:
+    return [getattr(row, field.attname) for field in row._meta.concrete_fields]
+
+
+def test_a_credential_is_found_with_its_account_as_the_orm_loads_them(admin, user_a, django_assert_num_queries):
+    raws = {issue_token(owner, name=owner.username) for owner in (admin, user_a, admin)}
+    key = create_service_key("svc")
+    AccessToken.objects.filter(name=user_a.username).update(revoked_at=django_timezone.now())
+
+    for raw in raws:
+        with django_assert_num_queries(1):
+            token = AccessToken.find(raw)
+            if token is not None:
+                assert token.user.username  # loaded with the token
+        stored = AccessToken.objects.select_related("user").get(key_hash=hashlib.sha256(raw.encode()).hexdigest())
+        if stored.revoked_at is not None:
+            assert token is None
+            continue
+        assert columns(token) == columns(stored) and columns(token.user) == columns(stored.user)
+        assert not token._state.adding and not token.user._state.adding
+    assert ServiceKey.find(key) == ServiceKey.objects.get()
+    assert ServiceKey.find(key[:-1] + ("0" if key[-1] != "0" else "1")) is None
 
 
 # --- last use --------------------------------------------------------------------------------
