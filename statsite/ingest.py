@@ -560,11 +560,11 @@ class _AnyOf(Lookup):
 
     def as_sql(self, compiler, connection):
         lhs, params = self.process_lhs(compiler, connection)
-        element = _element_type(self.lhs.output_field)
+        element = _element_type(self.lhs.output_field, connection)
         return f"{lhs} = ANY(%s::{element}[])", [*params, _array_parameter(element, self.rhs)]
 
 
-def _element_type(field: models.Field) -> str:
+def _element_type(field: models.Field, connection) -> str:
     return "text" if isinstance(field, (models.CharField, models.TextField)) else field.db_type(connection)
 
 
@@ -615,7 +615,7 @@ def rows_among(model: type[models.Model], field: str, values: Iterable[Any], *co
         return [row for part in each_part(field, values) for row in rows.filter(part)]
     key = (model, field, columns)
     if key not in _AMONG_SQL:
-        element = _element_type(model._meta.pk if field == "pk" else model._meta.get_field(field))
+        element = _element_type(model._meta.pk if field == "pk" else model._meta.get_field(field), connection)
         rows = model._base_manager.filter(_AnyOf(F(field), _STAND_IN_VALUES)).values_list(*columns)
         sql, params = rows.query.sql_with_params()
         assert list(params) == [_STAND_IN_VALUES], "the array is the one parameter"
